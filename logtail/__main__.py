@@ -1,0 +1,3 @@
+from logtail.cli import main
+
+main()

@@ -1,0 +1,511 @@
+"""The run's lifecycle: start followers, wake them on changes, stop on a signal or condition, drain.
+
+Signals, the end of watched processes, ``--until``, ``--timeout`` and ``--idle-exit`` only
+request a stop with an exit status; one place then drains every follower under the
+drain deadline, saves the checkpoint and reports what was done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import re
+import signal
+import time
+from collections import OrderedDict
+from dataclasses import asdict
+from typing import Any
+
+from logtail import checkpoint, locate, logs
+from logtail.config import Config, StartAt
+from logtail.errors import StdoutClosed
+from logtail.follower import Follower, Resume, Shared, Start, Stats
+from logtail.output import Stdout
+from logtail.rotation import FileId
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_DRAIN_TIMEOUT = 3
+EXIT_TIMEOUT = 124
+EXIT_COMMAND_NOT_RUN = 127  # as a shell reports a command it could not run
+# How many closed files to remember, so a glob that also matches rotated names does not
+# print a rotated generation a second time.
+_RETIRED_MEMORY = 4096
+
+
+class App:
+    """One run of logtail over a configuration."""
+
+    def __init__(self, config: Config, stdout: Stdout | None = None) -> None:
+        self.config = config
+        self.log = logs.get()
+        self.stdout = stdout or Stdout()
+        self.followers: dict[str, Follower] = {}
+        self._tasks: dict[Follower, asyncio.Task[None]] = {}
+        self._finished: list[Follower] = []
+        self._stop: asyncio.Future[tuple[int, bool]] | None = None
+        self._saved: dict[str, checkpoint.Position] | None = None
+        self._resuming = False
+        self._last_data = time.monotonic()
+        self._watcher: Any = None
+        self._retired: OrderedDict[FileId, bytes] = OrderedDict()
+        self._skipped_for_limit: set[str] = set()
+        self._child: asyncio.subprocess.Process | None = None
+        self._signals = 0
+        self._status = EXIT_OK
+        self.shared = Shared(
+            config=config,
+            stdout=self.stdout,
+            log=self.log,
+            until=re.compile(config.until.encode(), re.MULTILINE) if config.until else None,
+            on_match=lambda: self.request_stop(EXIT_OK, drain=False),
+            on_data=self._saw_data,
+            on_retire=self.remember_retired,
+            flush_partial_at_end=config.checkpoint is None or bool(config.pids or config.command),
+        )
+
+    # -- stopping ---------------------------------------------------------------------
+
+    def request_stop(self, status: int, drain: bool = True) -> None:
+        """Ask the run to end with ``status``; the first request wins."""
+        if self._stop is not None and not self._stop.done():
+            self._stop.set_result((status, drain))
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._child is not None and self._child.returncode is None:
+            self.log.info("passing signal to command", signal=signal.Signals(signum).name)
+            with contextlib.suppress(ProcessLookupError):
+                self._child.send_signal(signum)
+            return
+        if self._signals == 1:
+            self.log.info("stopping: reading every file to its end", signal=signal.Signals(signum).name)
+            self.request_stop(EXIT_OK)
+        else:
+            self.log.warning("second signal: stopping without finishing the drain")
+            self._abort_drain.set()
+
+    def _saw_data(self) -> None:
+        self._last_data = time.monotonic()
+
+    # -- the run ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop = loop.create_future()
+        self._abort_drain = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+        background: list[asyncio.Task[Any]] = []
+        try:
+            self._load_checkpoint()
+            self._discover(at_start=True)
+            if self.config.command and not await self._start_command():
+                self._status = EXIT_COMMAND_NOT_RUN
+                await self._finish(drain=False)
+                return self._status
+            if not self.config.follow:
+                background.append(asyncio.create_task(self._no_follow()))
+            else:
+                background.append(asyncio.create_task(self._sweep_forever()))
+                watcher = self._start_watcher()
+                if watcher is not None:
+                    background.append(asyncio.create_task(watcher))
+                if self.config.checkpoint:
+                    background.append(asyncio.create_task(self._checkpoint_forever()))
+                if self.config.pids:
+                    background.append(asyncio.create_task(self._watch_pids()))
+                if self._child is not None:
+                    background.append(asyncio.create_task(self._wait_command()))
+                if self.config.timeout is not None:
+                    loop.call_later(self.config.timeout, self._timed_out)
+                if self.config.idle_exit is not None:
+                    background.append(asyncio.create_task(self._idle_exit(self.config.idle_exit)))
+            status, drain = await self._stop
+            self._status = status
+            await self._finish(drain)
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            if self._watcher is not None:
+                self._watcher.close()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        return self._status
+
+    async def _finish(self, drain: bool) -> None:
+        if drain:
+            await self._drain()
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self._status != EXIT_DRAIN_TIMEOUT:
+            with contextlib.suppress(StdoutClosed):
+                await self.stdout.write(b"", wait=True)
+        if self.config.checkpoint:
+            await asyncio.to_thread(self._save_checkpoint)
+        self._summary()
+
+    async def _drain(self) -> None:
+        """Let every follower read its files to their current end, within --drain-timeout."""
+        for follower in list(self.followers.values()):
+            follower.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.drain_timeout
+        aborted = asyncio.create_task(self._abort_drain.wait())
+        pending = {t for t in self._tasks.values() if not t.done()}
+        while pending and not aborted.done() and (left := deadline - loop.time()) > 0:
+            done, _ = await asyncio.wait(pending | {aborted}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            pending -= done
+        aborted.cancel()
+        unfinished = [f for f, t in self._tasks.items() if not t.done()]
+        if unfinished:
+            self._status = EXIT_DRAIN_TIMEOUT
+            self.log.error(
+                "drain did not finish in time",
+                drain_timeout=self.config.drain_timeout,
+                unread_bytes={f.path: f.unread() for f in unfinished},
+            )
+
+    def _summary(self) -> None:
+        everyone = [*self._finished, *self.followers.values()]
+        self.log.info(
+            "summary",
+            exit_status=self._status,
+            files=[{"path": f.path, "name": f.name, **asdict(f.stats)} for f in everyone],
+        )
+
+    # -- followers --------------------------------------------------------------------
+
+    def _discover(self, at_start: bool = False) -> None:
+        """Start following every path the arguments name now."""
+        for spec in self.config.streams:
+            if spec.is_glob:
+                paths = sorted(glob.glob(spec.pattern))
+                if at_start and not paths:
+                    self.log.warning("no file matches yet; watching for them", pattern=spec.pattern)
+                for path in paths:
+                    if path not in self.followers and not self._ignored_match(path):
+                        self._add(path, spec.name_for(path), at_start, glob_member=True)
+            elif at_start and spec.pattern not in self.followers:
+                if self.config.follow or os.path.exists(spec.pattern):
+                    self._add(spec.pattern, spec.name_for(spec.pattern), at_start, glob_member=False)
+
+    def _ignored_match(self, path: str) -> bool:
+        """Glob matches never followed: directories, compressed rotations, logtail's own checkpoint."""
+        own = self.config.checkpoint
+        if own and (path == own or (path.startswith(own + ".") and path.endswith(".tmp"))):
+            return True
+        return path.lower().endswith(locate.COMPRESSED) or os.path.isdir(path)
+
+    def _add(self, path: str, name: str, at_start: bool, glob_member: bool) -> None:
+        if glob_member:
+            if len(self.followers) >= self.config.max_files:
+                if path not in self._skipped_for_limit:
+                    self._skipped_for_limit.add(path)
+                    self.log.warning(
+                        "not following file: --max-files reached", path=path, max_files=self.config.max_files
+                    )
+                return
+            if self._is_known_generation(path):
+                return
+        start: Start = None
+        saved = self._saved.get(path) if self._saved is not None else None
+        if saved is not None:
+            steps, found = locate.plan_resume(
+                path,
+                self.config.rotated_patterns,
+                saved.id,
+                saved.offset,
+                saved.window_sha,
+                saved.window_len,
+                saved.mtime_ns,
+            )
+            if not found:
+                self.log.warning(
+                    "file in the checkpoint is gone; reading newer files from their start", path=path
+                )
+            start = Resume(tuple(steps))
+        elif at_start and not self._resuming:
+            start = self.config.start_at
+        elif at_start and self._resuming:
+            start = None  # not in the checkpoint: it appeared while logtail was down
+        follower = Follower(path, name, self.shared, start, glob_member=glob_member)
+        self.followers[path] = follower
+        task = asyncio.create_task(follower.run(), name=f"follow {path}")
+        self._tasks[follower] = task
+        task.add_done_callback(lambda t, f=follower: self._follower_ended(f, t))
+        if self._watcher is not None:
+            self._watcher.watch(os.path.dirname(path))
+
+    def _is_known_generation(self, path: str) -> bool:
+        """Whether a glob match is a file already followed under another name (a rotated generation)."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        file_id = FileId.of(st)
+        if any(g.id == file_id for f in self.followers.values() for g in f.gens):
+            return True
+        head = self._retired.get(file_id)
+        if head is None:
+            return False
+        try:
+            with open(path, "rb") as fh:
+                return fh.read(len(head)) == head
+        except OSError:
+            return False
+
+    def _follower_ended(self, follower: Follower, task: asyncio.Task[None]) -> None:
+        if self.followers.get(follower.path) is follower:
+            del self.followers[follower.path]
+        self._tasks.pop(follower, None)
+        self._finished.append(follower)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, StdoutClosed):
+            self.log.warning("stopping: " + str(error))
+            self.request_stop(EXIT_FAILURE, drain=False)
+        elif error is not None:
+            self.log.error("follower failed", path=follower.path, exc_info=error)
+            self.request_stop(EXIT_FAILURE)
+
+    def remember_retired(self, file_id: FileId, head: bytes) -> None:
+        if not head:
+            return
+        self._retired[file_id] = head
+        self._retired.move_to_end(file_id)
+        while len(self._retired) > _RETIRED_MEMORY:
+            self._retired.popitem(last=False)
+
+    # -- noticing changes -------------------------------------------------------------
+
+    def _start_watcher(self) -> Any:
+        if self.config.poll_only:
+            return None
+        try:
+            from logtail.watch import DirectoryWatcher
+
+            self._watcher = DirectoryWatcher(self._on_change)
+        except OSError as exc:
+            self.log.warning("inotify unavailable; polling instead", reason=str(exc))
+            return None
+        for directory in self._directories():
+            self._watcher.watch(directory)
+        return self._watcher.run()
+
+    def _directories(self) -> set[str]:
+        dirs = {os.path.dirname(spec.pattern) for spec in self.config.streams if not spec.is_glob}
+        dirs |= {_glob_base(spec.pattern) for spec in self.config.streams if spec.is_glob}
+        dirs |= {os.path.dirname(path) for path in self.followers}
+        return dirs
+
+    def _on_change(self, directory: str | None, name: str | None) -> None:
+        if directory is None:
+            for follower in self.followers.values():
+                follower.wake()
+            self._discover()
+            return
+        if name is not None:
+            follower = self.followers.get(os.path.join(directory, name))
+            if follower is not None:
+                follower.wake()
+                return
+        # Not a followed name: a rotated generation was written, or a new file appeared.
+        for follower in self.followers.values():
+            if follower.has_rotated and os.path.dirname(follower.path) == directory:
+                follower.wake()
+        self._discover()
+
+    async def _sweep_forever(self) -> None:
+        """The safety net (and, with --poll, the only mechanism): look at every file now and then."""
+        signatures: dict[str, tuple[Any, ...]] = {}
+        while True:
+            await asyncio.sleep(self.config.poll_interval)
+            self._discover()
+            if self._watcher is not None:
+                for directory in self._directories():
+                    self._watcher.watch(directory)
+            for path, follower in list(self.followers.items()):
+                signature = _signature(follower)
+                if signatures.get(path) != signature:
+                    signatures[path] = signature
+                    follower.wake()
+            for path in [p for p in signatures if p not in self.followers]:
+                del signatures[path]
+
+    async def _no_follow(self) -> None:
+        missing = [
+            spec.pattern
+            for spec in self.config.streams
+            if not spec.is_glob and not os.path.exists(spec.pattern)
+        ]
+        for path in missing:
+            self.log.error("no such file", path=path)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self.request_stop(EXIT_FAILURE if missing else EXIT_OK, drain=False)
+
+    # -- when to stop -----------------------------------------------------------------
+
+    def _timed_out(self) -> None:
+        self.log.info("stopping: --timeout reached", timeout=self.config.timeout)
+        self.request_stop(EXIT_TIMEOUT)
+
+    async def _idle_exit(self, seconds: float) -> None:
+        while True:
+            left = seconds - (time.monotonic() - self._last_data)
+            if left <= 0:
+                self.log.info("stopping: no new data", idle_exit=seconds)
+                self.request_stop(EXIT_OK)
+                return
+            await asyncio.sleep(left)
+
+    async def _watch_pids(self) -> None:
+        waits = [asyncio.create_task(_wait_for_exit(pid, self.config.poll_interval)) for pid in self.config.pids]
+        try:
+            await asyncio.gather(*waits)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        self.log.info("stopping: watched processes have exited", pids=list(self.config.pids))
+        self.request_stop(EXIT_OK)
+
+    async def _start_command(self) -> bool:
+        try:
+            self._child = await asyncio.create_subprocess_exec(*self.config.command)
+        except OSError as exc:
+            self.log.error("cannot run command", command=list(self.config.command), reason=exc.strerror)
+            return False
+        self.log.info("started command", command=list(self.config.command), pid=self._child.pid)
+        return True
+
+    async def _wait_command(self) -> None:
+        assert self._child is not None
+        code = await self._child.wait()
+        status = 128 - code if code < 0 else code
+        self.log.info("command exited", status=status)
+        self.request_stop(status)
+
+    # -- checkpoint -------------------------------------------------------------------
+
+    def _load_checkpoint(self) -> None:
+        path = self.config.checkpoint
+        if not path:
+            return
+        try:
+            self._saved = checkpoint.load(path)
+        except checkpoint.Unusable as exc:
+            self.log.warning("ignoring unusable checkpoint", path=path, reason=str(exc))
+            self._saved = None
+        self._resuming = self._saved is not None
+
+    async def _checkpoint_forever(self) -> None:
+        last: dict[str, checkpoint.Position] = {}
+        while True:
+            await asyncio.sleep(self.config.checkpoint_interval)
+            positions = self._positions()
+            if positions != last:
+                try:
+                    await asyncio.to_thread(checkpoint.save, self.config.checkpoint or "", positions)
+                    last = positions
+                except OSError as exc:
+                    self.log.warning("could not save checkpoint", path=self.config.checkpoint, reason=str(exc))
+
+    def _save_checkpoint(self) -> None:
+        try:
+            checkpoint.save(self.config.checkpoint or "", self._positions())
+        except OSError as exc:
+            self.log.error("could not save checkpoint", path=self.config.checkpoint, reason=str(exc))
+
+    def _positions(self) -> dict[str, checkpoint.Position]:
+        positions: dict[str, checkpoint.Position] = {}
+        for follower in [*self._finished, *self.followers.values()]:
+            at = follower.position()
+            if at is None:
+                continue
+            gen, offset = at
+            try:
+                window = locate.window_before(gen.fd, offset)
+                mtime_ns = os.fstat(gen.fd).st_mtime_ns
+            except OSError:
+                continue
+            positions[follower.path] = checkpoint.Position(
+                dev=gen.id.dev,
+                ino=gen.id.ino,
+                offset=offset,
+                window_sha=locate.digest(window),
+                window_len=len(window),
+                mtime_ns=mtime_ns,
+            )
+        if self._saved:
+            # Paths not seen this run keep their place, for when they come back.
+            for path, position in self._saved.items():
+                positions.setdefault(path, position)
+        return positions
+
+
+def _signature(follower: Follower) -> tuple[Any, ...]:
+    try:
+        st = os.stat(follower.path)
+        at_path: tuple[int, ...] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        at_path = None
+    sizes = []
+    for gen in list(follower.gens):
+        try:
+            sizes.append(os.fstat(gen.fd).st_size)
+        except OSError:
+            sizes.append(-1)
+    return (at_path, *sizes)
+
+
+def _glob_base(pattern: str) -> str:
+    """The deepest directory of a glob without wildcards: the one to watch for new matches."""
+    parts = pattern.split(os.sep)
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return os.sep.join(fixed) or os.sep
+
+
+async def _wait_for_exit(pid: int, poll_interval: float) -> None:
+    """Wait until process ``pid`` is gone: a pidfd where the kernel has them, polling otherwise."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (OSError, AttributeError):
+        while _alive(pid):
+            await asyncio.sleep(poll_interval)
+        return
+    exited = loop.create_future()
+    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    try:
+        await exited
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run(config: Config) -> int:
+    return asyncio.run(App(config).run())
+
+
+__all__ = ["App", "StartAt", "run"]

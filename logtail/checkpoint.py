@@ -1,0 +1,174 @@
+"""The checkpoint file: per followed path, where the next unprinted byte is and in which file.
+
+Written atomically (exclusive temporary file, fsync, rename, fsync of the directory) so a
+crash leaves either the old or the new checkpoint, never a torn one. It lives in a volume
+the application can write to, so it is opened without following symlinks and created
+with mode 0600, and anything read from it is validated before use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import stat
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from logtail.errors import ConfigError
+from logtail.rotation import FileId
+
+VERSION = 1
+# A checkpoint for 1,024 files is about 300 KiB; anything far larger is not ours.
+MAX_SIZE = 16 * 1024 * 1024
+
+
+class Unusable(Exception):
+    """Raised when a checkpoint exists but cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where to resume one followed path."""
+
+    dev: int
+    ino: int
+    offset: int
+    window_sha: str  # sha256 of the bytes just before ``offset``
+    window_len: int
+    mtime_ns: int  # of that file when saved: rotated files newer than this were written after it
+
+    @property
+    def id(self) -> FileId:
+        return FileId(self.dev, self.ino)
+
+
+def parse(data: bytes) -> dict[str, Position]:
+    """Parse a checkpoint's bytes; raise Unusable with a one-line reason for anything else."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise Unusable(f"not valid JSON ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise Unusable("not a JSON object")
+    if doc.get("version") != VERSION:
+        raise Unusable(f"unknown version {doc.get('version')!r} (this logtail writes {VERSION})")
+    entries = doc.get("files")
+    if not isinstance(entries, dict):
+        raise Unusable("no 'files' object")
+    return {path: _position(path, entry) for path, entry in entries.items()}
+
+
+def _position(path: str, entry: Any) -> Position:
+    if not isinstance(entry, dict):
+        raise Unusable(f"entry for {path!r} is not an object")
+    values: dict[str, Any] = {}
+    for key, kind in (
+        ("dev", int),
+        ("ino", int),
+        ("offset", int),
+        ("window_sha", str),
+        ("window_len", int),
+        ("mtime_ns", int),
+    ):
+        value = entry.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise Unusable(f"entry for {path!r} has no valid {key!r}")
+        if kind is int and not 0 <= value < 2**64:
+            raise Unusable(f"entry for {path!r} has {key!r} out of range")
+        values[key] = value
+    if values["window_len"] > values["offset"]:
+        raise Unusable(f"entry for {path!r} has a window longer than its offset")
+    return Position(**values)
+
+
+def render(positions: dict[str, Position]) -> bytes:
+    doc = {"version": VERSION, "files": {path: asdict(pos) for path, pos in sorted(positions.items())}}
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def load(path: str) -> dict[str, Position] | None:
+    """The saved positions, or None when there is no checkpoint yet. Raise Unusable otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Unusable(exc.strerror or str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Unusable("not a regular file")
+        data = os.read(fd, MAX_SIZE + 1)
+    except OSError as exc:
+        raise Unusable(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SIZE:
+        raise Unusable(f"larger than {MAX_SIZE} bytes")
+    return parse(data)
+
+
+def save(path: str, positions: dict[str, Position]) -> None:
+    """Replace the checkpoint at ``path`` atomically with ``positions``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    data = render(positions)
+    tmp, fd = _create_temporary(path)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    os.close(fd)
+    try:
+        # rename() replaces a symlink planted at the final name; it never writes through it.
+        os.rename(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _create_temporary(path: str) -> tuple[str, int]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = f"{path}.{secrets.token_hex(6)}.tmp"
+        try:
+            return tmp, os.open(tmp, flags, 0o600)
+        except FileExistsError:
+            continue  # something is at that name already, perhaps planted: never reuse it
+    raise OSError(f"could not create a temporary file next to {path}")
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable(path: str) -> None:
+    """Fail at start, not at the first save, when the checkpoint cannot be written where asked."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(f"--checkpoint {path}: directory {directory} does not exist")
+    try:
+        tmp, fd = _create_temporary(path)
+    except OSError as exc:
+        raise ConfigError(f"--checkpoint {path}: cannot write in {directory}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(tmp)
+    if os.path.isdir(path):
+        raise ConfigError(f"--checkpoint {path}: is a directory")

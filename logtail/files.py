@@ -1,0 +1,66 @@
+"""Opening a followed path: only regular files, and symlinks only where they stay in their directory.
+
+The volume logtail reads is written by another container; a FIFO would block the reader,
+``/dev/zero`` would flood stdout, and a link to a secret would ship it to the log backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from logtail import rotation
+
+
+class Refused(Exception):
+    """Raised when a path exists but must not (or cannot) be followed; the message says why."""
+
+
+def open_regular(path: str, symlinks_anywhere: bool = False) -> tuple[int, os.stat_result]:
+    """Open ``path`` read-only; return the descriptor and its stat. Raise FileNotFoundError or Refused.
+
+    The type is checked before opening (so a device's open has no side effects) and again on
+    the descriptor (so a swap between the two checks is caught). ``O_NONBLOCK`` makes a FIFO
+    swapped in at the last moment open without blocking; it has no effect on regular files.
+    """
+    try:
+        st = os.stat(path)
+    except PermissionError as exc:
+        raise Refused(f"cannot be read: {exc.strerror}") from None
+    except NotADirectoryError:
+        raise FileNotFoundError(path) from None
+    reason = rotation.refusal(st)
+    if reason:
+        raise Refused(reason)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except PermissionError as exc:
+        raise Refused(f"cannot be read: {exc.strerror}") from None
+    except IsADirectoryError:
+        raise Refused("is a directory") from None
+    try:
+        st = os.fstat(fd)
+        reason = rotation.refusal(st)
+        if reason:
+            raise Refused(reason)
+        if not symlinks_anywhere:
+            _check_stays_inside(path, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _check_stays_inside(path: str, fd: int) -> None:
+    directory = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        target = os.path.realpath(path)  # no /proc: the best we can do without it
+    if not rotation.inside(directory, target):
+        raise Refused(f"is a symlink to {target}, outside {directory} (allow with --follow-symlinks-anywhere)")
+
+
+def close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)

@@ -1,0 +1,369 @@
+"""Following one path: open, read in chunks, frame lines, move on to the next file at rotation.
+
+A path can be backed by several files at once: after a rename or a delete the old file
+is still being written until the application reopens, while a new file already sits at
+the path. Each such file is a ``Generation``; they are read strictly in order and the
+oldest is closed only when the next one has data (so the writer has moved on) and it
+has been quiet for ``rotate_wait``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiofiles
+
+from logtail import files, locate
+from logtail.config import Config, StartAt
+from logtail.framing import LineFramer
+from logtail.output import Render, Stdout, renderer
+from logtail.rotation import Change, FileId, classify, retire_delay
+
+READ_SIZE = 256 * 1024
+# Read at most this much before looking at the path again and letting other files have a
+# turn: a writer faster than us must not hide a rotation or starve its neighbours.
+BURST = 8 * 1024 * 1024
+
+
+@dataclass
+class Stats:
+    lines: int = 0
+    bytes: int = 0
+    rotations: int = 0
+    truncations: int = 0
+
+
+@dataclass(eq=False)
+class Generation:
+    """One file that is or was at the followed path, open, with what has been read of it."""
+
+    file: Any  # aiofiles' async wrapper of the unbuffered file
+    fd: int
+    id: FileId
+    offset: int  # next byte to read; everything before it went through the framer
+    framer: LineFramer
+    printed: int = 0  # everything before this offset is on stdout (what a checkpoint may record)
+    window: bytes = b""  # the last bytes before ``offset``, to notice a rewrite in place
+
+    def note_read(self, data: bytes) -> None:
+        self.offset += len(data)
+        if len(data) >= locate.WINDOW:
+            self.window = data[-locate.WINDOW :]
+        else:
+            self.window = (self.window + data)[-locate.WINDOW :]
+
+
+@dataclass
+class Shared:
+    """What all followers of a run share: the configuration, stdout and the run's hooks."""
+
+    config: Config
+    stdout: Stdout
+    log: Any
+    until: re.Pattern[bytes] | None = None
+    on_match: Callable[[], None] = lambda: None
+    on_data: Callable[[], None] = lambda: None
+    on_retire: Callable[[FileId, bytes], None] = lambda file_id, head: None
+    # With a checkpoint, an unterminated line waits for its newline across a restart
+    # instead of going out early and then again whole.
+    flush_partial_at_end: bool = True
+    warned: set[tuple[str, str]] = field(default_factory=set)
+
+    def warn_once(self, event: str, path: str, **kw: Any) -> None:
+        key = (path, event + str(sorted(kw.items())))
+        if key not in self.warned:
+            self.warned.add(key)
+            self.log.warning(event, path=path, **kw)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Start from a checkpoint: these files, in order, each from its offset."""
+
+    steps: tuple[locate.Step, ...]
+
+
+Start = StartAt | Resume | None  # None: from the first byte (a file that appeared later)
+
+
+class Follower:
+    """Follows one path by name, like ``tail -F``, across every kind of rotation."""
+
+    def __init__(self, path: str, name: str, shared: Shared, start: Start, *, glob_member: bool) -> None:
+        self.path = path
+        self.name = name
+        self.stats = Stats()
+        self.gens: deque[Generation] = deque()
+        self.done = False
+        self.missing = False
+        self._shared = shared
+        self._config = shared.config
+        self._render: Render = renderer(self._config.format, self._config.prefix, name, path)
+        self._start = start
+        self._glob_member = glob_member
+        self._wake = asyncio.Event()
+        self._wake.set()
+        self._draining = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- control, from the app and the watcher ------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def drain(self) -> None:
+        """Read every generation to its current end, print it, then stop."""
+        self._draining = True
+        self._wake.set()
+
+    @property
+    def has_rotated(self) -> bool:
+        """Whether a generation that is no longer at the path is still open."""
+        return len(self.gens) > 1 or self.missing
+
+    async def run(self) -> None:
+        try:
+            while not self.done:
+                await self._wake.wait()
+                self._wake.clear()
+                await self.pump()
+        finally:
+            if self._timer:
+                self._timer.cancel()
+            for gen in self.gens:
+                await gen.file.close()
+            self.gens.clear()
+
+    def unread(self) -> int:
+        """Bytes on disk not printed yet, for the drain report."""
+        total = 0
+        for gen in self.gens:
+            try:
+                total += max(0, os.fstat(gen.fd).st_size - gen.printed)
+            except OSError:
+                pass
+        return total
+
+    def position(self) -> tuple[Generation, int] | None:
+        """The oldest open generation and the offset of its first byte not printed yet."""
+        return (self.gens[0], self.gens[0].printed) if self.gens else None
+
+    # -- the work ---------------------------------------------------------------------
+
+    async def pump(self) -> None:
+        final = self._draining or not self._config.follow
+        if isinstance(self._start, Resume):
+            await self._open_resume_steps(self._start)
+        await self._refresh()
+        budget = BURST
+        while self.gens:
+            gen = self.gens[0]
+            later = self.gens[1] if len(self.gens) > 1 else None
+            # Look at the next file before the last read of this one: a single writer
+            # only writes there after its last write here.
+            next_has_data = later is not None and _size(later.fd) > 0
+            target = _size(gen.fd) if final else None
+            budget = await self._read(gen, budget, target)
+            if budget <= 0 and not final:
+                self._wake.set()  # more to read: come back after the others had a turn
+                return
+            if self.done:
+                return
+            if later is None:
+                break
+            delay = retire_delay(next_has_data, _idle_for(gen.fd), self._config.rotate_wait, final)
+            if delay == 0:
+                await self._retire(gen)
+                continue
+            if delay is not None:
+                self._wake_in(delay)
+            break
+        if final:
+            if self.gens and self._shared.flush_partial_at_end:
+                await self._emit(self.gens[0], self.gens[0].framer.flush())
+            self.done = True
+        elif self._glob_member and self.missing and len(self.gens) == 1:
+            # A file matched by a glob that went away: close it once it has been quiet.
+            delay = retire_delay(True, _idle_for(self.gens[0].fd), self._config.rotate_wait, False)
+            if delay == 0:
+                await self._retire(self.gens[0])
+                self.done = True
+            elif delay is not None:
+                self._wake_in(delay)
+
+    async def _read(self, gen: Generation, budget: int, target: int | None) -> int:
+        """Read ``gen`` until its end (or ``target``), printing whole lines; return the budget left."""
+        while budget > 0:
+            if target is not None and gen.offset >= target:
+                return budget
+            data = await gen.file.read(READ_SIZE)
+            if not data:
+                return budget
+            gen.note_read(data)
+            budget -= len(data)
+            await self._emit(gen, gen.framer.feed(data))
+            if self.done:
+                return budget
+        return budget
+
+    async def _emit(self, gen: Generation, block: bytes) -> None:
+        printed = gen.offset - gen.framer.pending
+        if block:
+            until = self._shared.until
+            matched = None
+            if until is not None:
+                matched = until.search(block)
+                if matched is not None:
+                    end = block.find(b"\n", max(matched.start(), matched.end() - 1)) + 1
+                    printed -= len(block) - end
+                    block = block[:end]
+            await self._shared.stdout.write(self._render(block))
+            self.stats.lines += block.count(b"\n")
+            self.stats.bytes += len(block)
+            self._shared.on_data()
+            if matched is not None:
+                gen.printed = printed
+                self.done = True
+                self._shared.on_match()
+                return
+        gen.printed = printed
+
+    async def _retire(self, gen: Generation) -> None:
+        await self._emit(gen, gen.framer.flush())
+        self.gens.popleft()
+        try:
+            self._shared.on_retire(gen.id, os.pread(gen.fd, locate.WINDOW, 0))
+        except OSError:
+            pass
+        await gen.file.close()
+
+    # -- what is at the path now --------------------------------------------------------
+
+    async def _refresh(self) -> None:
+        try:
+            at_path: os.stat_result | None = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            at_path = None
+        except OSError as exc:
+            self._shared.warn_once("cannot look at file", self.path, reason=exc.strerror)
+            return
+        newest = self.gens[-1] if self.gens else None
+        intact = True
+        if (
+            newest is not None
+            and at_path is not None
+            and newest.offset > 0
+            and FileId.of(at_path) == newest.id
+            and at_path.st_size >= newest.offset
+        ):
+            intact = _window_intact(newest)
+        change = classify(newest.id if newest else None, newest.offset if newest else 0, at_path, intact)
+        self.missing = change is Change.MISSING
+        if change is Change.MISSING:
+            if not self.gens:
+                self._shared.warn_once("waiting for file to appear", self.path)
+        elif change in (Change.APPEARED, Change.REPLACED):
+            await self._open_at_path(rotated=change is Change.REPLACED)
+        elif change is Change.TRUNCATED and newest is not None:
+            await self._truncated(newest)
+
+    async def _open_at_path(self, rotated: bool) -> None:
+        start = self._start
+        self._start = None  # only the file found at start-up gets -n; later ones start at byte 0
+        opened = await self._open(self.path)
+        if opened is None:
+            self._start = start
+            return
+        fd, st = opened
+        file_id = FileId.of(st)
+        if any(g.id == file_id for g in self.gens):
+            os.close(fd)  # the path went back to a file already open (a symlink flipped back)
+            return
+        offset = 0
+        if isinstance(start, StartAt):
+            offset = await asyncio.to_thread(locate.start_offset, fd, st.st_size, start)
+        gen = await self._generation(fd, file_id, offset)
+        if rotated:
+            self.stats.rotations += 1
+            self._shared.log.info("file rotated", path=self.path, name=self.name)
+        self.gens.append(gen)
+
+    async def _open_resume_steps(self, resume: Resume) -> None:
+        self._start = None
+        for step in resume.steps:
+            opened = await self._open(step.path)
+            if opened is None:
+                continue
+            fd, st = opened
+            if FileId.of(st) != step.id or any(g.id == step.id for g in self.gens):
+                os.close(fd)
+                continue
+            self.gens.append(await self._generation(fd, step.id, step.offset))
+            if step.path != self.path:
+                self._shared.log.info("resuming in rotated file", path=self.path, file=step.path)
+
+    async def _open(self, path: str) -> tuple[int, os.stat_result] | None:
+        try:
+            return files.open_regular(path, self._config.symlinks_anywhere)
+        except FileNotFoundError:
+            return None
+        except files.Refused as refused:
+            self._shared.warn_once("not following file", path, reason=str(refused))
+            return None
+
+    async def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
+        if offset:
+            os.lseek(fd, offset, os.SEEK_SET)
+        handle = await aiofiles.open(fd, "rb", buffering=0)
+        gen = Generation(handle, fd, file_id, offset, LineFramer(self._config.max_line_bytes), printed=offset)
+        if offset:
+            gen.window = locate.window_before(fd, offset)
+        return gen
+
+    async def _truncated(self, gen: Generation) -> None:
+        """The file at the path was cut short: finish what it held from its copy, if there is one."""
+        self.stats.truncations += 1
+        copy = locate.find_copy(self.path, self._config.rotated_patterns, gen.offset, gen.window, gen.id)
+        opened = await self._open(copy) if copy else None
+        if opened is not None:
+            fd, st = opened
+            rest = await self._generation(fd, FileId.of(st), gen.offset)
+            rest.framer, rest.printed = gen.framer, gen.printed
+            self.gens.insert(self.gens.index(gen), rest)
+            self._shared.log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
+        else:
+            await self._emit(gen, gen.framer.flush())
+            self._shared.log.info("file truncated; reading it from the start", path=self.path)
+        gen.framer = LineFramer(self._config.max_line_bytes)
+        gen.offset = gen.printed = 0
+        gen.window = b""
+        await gen.file.seek(0)
+
+    def _wake_in(self, delay: float) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+
+def _size(fd: int) -> int:
+    return os.fstat(fd).st_size
+
+
+def _idle_for(fd: int) -> float:
+    return time.time() - os.fstat(fd).st_mtime
+
+
+def _window_intact(gen: Generation) -> bool:
+    if not gen.window:
+        return True
+    try:
+        return locate.window_before(gen.fd, gen.offset)[-len(gen.window) :] == gen.window
+    except OSError:
+        return True

@@ -1,0 +1,127 @@
+"""Everything that reaches stdout: formatting of line blocks and the one writer of fd 1."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import queue
+import select
+import threading
+from collections.abc import Callable
+
+from logtail.config import Format
+from logtail.errors import StdoutClosed
+
+Render = Callable[[bytes], bytes]
+
+
+def renderer(fmt: Format, prefix: str | None, name: str, path: str) -> Render:
+    """How a block of complete lines from one stream is turned into output bytes.
+
+    Raw output without a prefix is the file's bytes, untouched. The prefix is applied to a
+    whole block with one ``bytes.replace``; JSON needs a decode per line and is slower.
+    """
+    if fmt is Format.JSON:
+        return lambda block: _to_json(block, name, path)
+    if not prefix:
+        return _identity
+    head = prefix.replace("{name}", name).replace("{path}", path).encode("utf-8", "surrogateescape")
+    sep = b"\n" + head
+    cut = len(head)
+    return lambda block: head + block.replace(b"\n", sep)[:-cut]
+
+
+def _identity(block: bytes) -> bytes:
+    return block
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _to_json(block: bytes, name: str, path: str) -> bytes:
+    dumps = _dumps
+    lines = block.split(b"\n")
+    lines.pop()  # the block ends with a newline
+    out = [
+        dumps({"message": line.decode("utf-8", "replace"), "name": name, "file": path}) for line in lines
+    ]
+    out.append("")
+    return "\n".join(out).encode("utf-8", "surrogateescape")
+
+
+_Job = tuple[bytes, asyncio.Future[None], asyncio.AbstractEventLoop]
+
+
+class Stdout:
+    """Writes blocks to a file descriptor from one daemon thread, in the order they were given.
+
+    A reader that stops reading (a stalled container runtime) blocks that thread, never the
+    event loop, so signals and the drain deadline keep working; the thread is a daemon so an
+    exit past the deadline does not wait for it. Each block goes out with as few ``write``
+    calls as the kernel allows and nothing else writes to the descriptor, so lines of
+    different files never interleave.
+    """
+
+    def __init__(self, fd: int = 1) -> None:
+        self._fd = fd
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._closed: StdoutClosed | None = None
+        self._thread = threading.Thread(target=self._run, name="logtail-stdout", daemon=True)
+        self._thread.start()
+
+    async def write(self, data: bytes, wait: bool = False) -> None:
+        """Write ``data`` completely; return once it (and all before it) is in the kernel's hands.
+
+        Empty data is skipped unless ``wait`` is set: then the call waits for earlier writes.
+        """
+        if self._closed is not None:
+            raise self._closed
+        if not data and not wait:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._jobs.put((data, done, loop))
+        await done
+
+    def close(self) -> None:
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            data, done, loop = job
+            error: BaseException | None = None
+            if self._closed is not None:
+                error = self._closed
+            else:
+                try:
+                    _write_all(self._fd, data)
+                except OSError as exc:
+                    if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):
+                        self._closed = StdoutClosed(f"stdout was closed ({os.strerror(exc.errno)})")
+                        error = self._closed
+                    else:
+                        error = exc
+            loop.call_soon_threadsafe(_settle, done, error)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            # Someone else made the shared pipe non-blocking; wait for room instead of failing.
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

@@ -1,0 +1,131 @@
+"""Helpers for running logtail the way users do: as a subprocess, fed and read while it runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+LOGTAIL = [sys.executable, "-m", "logtail"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true; fail the test with ``what`` once ``timeout`` has passed."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.01)
+
+
+class Logtail:
+    """A running logtail process whose stdout is collected line by line in a background thread."""
+
+    def __init__(
+        self,
+        args: Sequence[str | os.PathLike[str]],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        stdout: int | None = subprocess.PIPE,
+        user: int | None = None,
+    ) -> None:
+        full_env = {**os.environ, "PYTHONPATH": str(ROOT), "LOGTAIL_LOG_FORMAT": "json"}
+        full_env.update(env or {})
+        self.argv = [*LOGTAIL, *map(str, args)]
+        self._stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in kill()
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=stdout,
+            stderr=self._stderr_file,
+            stdin=subprocess.DEVNULL,
+            env=full_env,
+            cwd=cwd,
+            user=user,
+        )
+        self._raw: list[bytes] = []
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        if stdout == subprocess.PIPE:
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            with self._lock:
+                self._raw.append(raw)
+
+    @property
+    def raw_lines(self) -> list[bytes]:
+        """Every complete line printed so far, with its newline."""
+        with self._lock:
+            return list(self._raw)
+
+    @property
+    def lines(self) -> list[str]:
+        """Every line printed so far, decoded, without its newline."""
+        return [raw.decode("utf-8", "replace").rstrip("\n") for raw in self.raw_lines]
+
+    @property
+    def stderr(self) -> str:
+        self._stderr_file.flush()
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode("utf-8", "replace")
+
+    def wait_for_lines(self, count: int, timeout: float = 10.0) -> list[str]:
+        """Wait until at least ``count`` lines have been printed; return them all."""
+        wait_until(
+            lambda: len(self.raw_lines) >= count or self.proc.poll() is not None,
+            timeout,
+            f"{count} lines (have {len(self.raw_lines)}; stderr: {self.stderr[-2000:]})",
+        )
+        if len(self.raw_lines) < count:
+            self.finish()  # the process ended: take what is left in the pipe before judging
+        assert len(self.raw_lines) >= count, (
+            f"logtail exited {self.proc.returncode} after {len(self.raw_lines)} lines; stderr: {self.stderr}"
+        )
+        return self.lines
+
+    def wait_for_stderr(self, text: str, timeout: float = 10.0) -> str:
+        wait_until(lambda: text in self.stderr, timeout, f"{text!r} on stderr (have {self.stderr[-2000:]})")
+        return self.stderr
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        self.proc.send_signal(signum)
+
+    def finish(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit and for its stdout to be read to the end; return its status."""
+        code = self.proc.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout)
+        return code
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        return self.finish(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        if self._reader is not None:
+            self._reader.join(10)
+        self._stderr_file.close()
+
+
+def run(args: Sequence[str | os.PathLike[str]], timeout: float = 30.0, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    """Run logtail to completion (for --no-follow and error cases)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOGTAIL_LOG_FORMAT": "json"}
+    env.update(kwargs.pop("env", None) or {})  # type: ignore[arg-type]
+    return subprocess.run(
+        [*LOGTAIL, *map(str, args)], capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, **kwargs  # type: ignore[arg-type]
+    )

@@ -1,0 +1,211 @@
+"""End to end in a pod runtime: the Dockerfile's image runs examples/counter-pod.yaml under podman.
+
+../shared/docs/containers.md says why it goes this way: no registry (so a debootstrap base image stands in
+for python:3.12-slim and busybox), runc and lower rlimits (in a containers.conf of the test's own).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.container
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_IMAGE = "localhost/logtail-test-base"  # built once, kept between runs
+IMAGE = "localhost/logtail-sidecar:test"
+POD = "counter"
+SIDECARS = ["count-log-1", "count-log-2", "count-log-all"]
+BURST = 10_000  # lines per file written as fast as sh can, right before the Pod is stopped
+TICKS = 3  # lines per file logtail must print while the Pod runs, before the burst is triggered
+VERSION = re.findall(r'__version__ = "(.+)"', (ROOT / "logtail" / "__init__.py").read_text())[0]
+
+# The test's stand-in for the docs' `count` container: the same lines, once a second, until the test
+# creates /var/log/go; then a burst of numbered lines, a "burst done" on stdout, and nothing more. It
+# keeps running (as an application would) and exits at once on SIGTERM.
+COUNT_SCRIPT = f"""
+trap 'exit 0' TERM
+i=0
+until [ -e /var/log/go ]; do
+  echo "$i: $(date)" >> /var/log/1.log
+  echo "$(date) INFO $i" >> /var/log/2.log
+  i=$((i+1))
+  sleep 1
+done
+end=$((i+{BURST}))
+while [ $i -lt $end ]; do
+  echo "$i: burst" >> /var/log/1.log
+  echo "burst INFO $i" >> /var/log/2.log
+  i=$((i+1))
+done
+echo "burst done"
+while true; do sleep 1; done
+"""
+
+
+class LiteralDumper(yaml.SafeDumper):
+    """Writes multi-line strings as ``|`` blocks: podman's YAML parser rejects PyYAML's quoted ones."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+LiteralDumper.add_representer(str, LiteralDumper.represent_str)
+
+
+def require(tool: str) -> None:
+    """Skip without ``tool`` on a developer's machine; in CI a missing tool is a failure, not a skip."""
+    if shutil.which(tool) is None:
+        message = f"{tool} is not installed (apt-get install -y podman runc debootstrap uidmap slirp4netns)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def run(argv: list[str], env: dict[str, str], timeout: float = 60, **kwargs: Any) -> str:
+    """Run a command and return its stdout; fail the test with its stderr if it fails."""
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert done.returncode == 0, f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def logs(container: str, env: dict[str, str]) -> list[str]:
+    """The container's stdout lines (``podman logs`` keeps stderr, logtail's diagnostics, apart)."""
+    return run(["podman", "logs", container], env).splitlines()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for podman: runc and rlimits this machine allows, without touching global config."""
+    require("podman")
+    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    conf.write_text(
+        f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=4096:4096"]\n'
+        '[engine]\nruntime = "runc"\n'
+    )
+    return {**os.environ, "CONTAINERS_CONF": str(conf)}
+
+
+@pytest.fixture(scope="module")
+def image(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The image built from the Dockerfile on a local Debian base (no registry can be reached)."""
+    if subprocess.run(["podman", "image", "exists", BASE_IMAGE], env=env).returncode != 0:
+        require("debootstrap")
+        rootfs = tmp_path_factory.mktemp("rootfs")
+        packages = "--include=python3,python3-venv"
+        run(["debootstrap", "--variant=minbase", packages, "bookworm", str(rootfs)], env, timeout=600)
+        with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
+            change = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            run(["podman", "import", "--change", change, "-", BASE_IMAGE], env, timeout=300, stdin=tar.stdout)
+        shutil.rmtree(rootfs)
+    # pip in the build reaches the package index through this machine's certificates, mounted for
+    # the RUN steps only.
+    mounts = [f"--volume={p}:{p}:ro" for p in ("/etc/ssl/certs", "/etc/pip.conf") if Path(p).exists()]
+    build_args = [f"--build-arg=BASE_IMAGE={BASE_IMAGE}", f"--build-arg=VERSION={VERSION}"]
+    run(["podman", "build", "--tag", IMAGE, *build_args, *mounts, str(ROOT)], env, timeout=600)
+    return IMAGE
+
+
+@pytest.fixture
+def counter_pod(env: dict[str, str], image: str, tmp_path: Path) -> Iterator[Path]:
+    """examples/counter-pod.yaml played with local images and COUNT_SCRIPT; yields its /var/log.
+
+    podman fills an emptyDir with the image's /var/log, root-owned 0755; Kubernetes gives an empty
+    0777 directory, which a host directory stands in for (and lets the test read the files).
+    """
+    varlog = tmp_path / "varlog"
+    varlog.mkdir(mode=0o777)
+    varlog.chmod(0o777)
+    pod = yaml.safe_load((ROOT / "examples" / "counter-pod.yaml").read_text())
+    for container in pod["spec"]["containers"]:
+        if container["name"] == "count":
+            container.update(image=BASE_IMAGE, args=["/bin/sh", "-c", COUNT_SCRIPT.strip()])
+        else:
+            container["image"] = image
+    (volume,) = pod["spec"]["volumes"]
+    volume.pop("emptyDir")
+    volume["hostPath"] = {"path": str(varlog), "type": "Directory"}
+    spec = tmp_path / "counter-pod.yaml"
+    spec.write_text(yaml.dump(pod, Dumper=LiteralDumper))
+    subprocess.run(["podman", "pod", "rm", "--force", POD], env=env, capture_output=True)
+    run(["podman", "kube", "play", str(spec)], env)
+    try:
+        yield varlog
+    finally:
+        subprocess.run(["podman", "kube", "down", str(spec)], env=env, capture_output=True, timeout=120)
+
+
+def inspect(container: str, template: str, env: dict[str, str]) -> str:
+    return run(["podman", "inspect", "--format", template, container], env).strip()
+
+
+@pytest.mark.timeout(1200)  # includes building the base image (~1 min) and the image (~1 min)
+def test_image_runs_as_a_non_root_user_on_a_read_only_root(
+    env: dict[str, str], image: str, tmp_path: Path
+) -> None:
+    """The image's user is 65532, it ships no pip, and logtail works with a read-only root filesystem."""
+    assert inspect(image, "{{.Config.User}}", env) == "65532:65532"
+    assert inspect(image, "{{json .Config.Entrypoint}}", env) == '["logtail"]'
+    ro = ["podman", "run", "--rm", "--read-only"]
+    assert run([*ro, "--entrypoint=id", image, "-u"], env).strip() == "65532"
+    assert VERSION in run([*ro, image, "--version"], env)
+    assert inspect(image, '{{index .Config.Labels "org.opencontainers.image.version"}}', env) == VERSION
+    find_pip = "import importlib.util as u; print(u.find_spec('pip'), u.find_spec('setuptools'))"
+    assert run([*ro, "--entrypoint=python3", image, "-c", find_pip], env).strip() == "None None"
+    (tmp_path / "app.log").write_bytes(b"first\nsecond\n")
+    tmp_path.chmod(0o755)
+    mount = f"--volume={tmp_path}:/logs:ro"
+    assert run([*ro, mount, image, "--no-follow", "/logs/app.log"], env) == "first\nsecond\n"
+
+
+@pytest.mark.timeout(1200)
+def test_counter_pod_sidecars_print_every_line_and_drain_on_stop(
+    env: dict[str, str], counter_pod: Path
+) -> None:
+    """Each sidecar prints its files' lines in order while the Pod runs, and all of a burst on stop."""
+    wait_for(
+        lambda: all(len(logs(f"{POD}-{name}", env)) >= TICKS for name in SIDECARS),
+        timeout=60,
+        what=f"{TICKS} lines from every sidecar while the Pod runs",
+    )
+    for name in SIDECARS:
+        assert inspect(f"{POD}-{name}", "{{.HostConfig.ReadonlyRootfs}}", env) == "true"
+    (counter_pod / "go").touch()
+    wait_for(lambda: "burst done" in logs(f"{POD}-count", env), timeout=60, what="the burst")
+    printed_before_stop = len(logs(f"{POD}-count-log-1", env))
+    run(["podman", "pod", "stop", "--time", "30", POD], env, timeout=120)
+
+    one = (counter_pod / "1.log").read_text().splitlines()
+    two = (counter_pod / "2.log").read_text().splitlines()
+    assert len(one) >= TICKS + BURST
+    assert [int(line.split(":")[0]) for line in one] == list(range(len(one)))
+    assert [int(line.rsplit(" ", 1)[1]) for line in two] == list(range(len(two)))
+    assert logs(f"{POD}-count-log-1", env) == one, f"{printed_before_stop} lines printed before the stop"
+    assert logs(f"{POD}-count-log-2", env) == two
+    combined = logs(f"{POD}-count-log-all", env)
+    assert [line.removeprefix("[one] ") for line in combined if line.startswith("[one] ")] == one
+    assert [line.removeprefix("[two] ") for line in combined if line.startswith("[two] ")] == two
+    assert len(combined) == len(one) + len(two), "a line without its [one] or [two] prefix"
+    for name in SIDECARS:
+        state = inspect(f"{POD}-{name}", "{{.State.Status}} {{.State.ExitCode}}", env)
+        assert state == "exited 0", f"{name}: {state}"
+        assert (counter_pod / f".logtail-{name}.json").is_file(), f"{name} wrote no checkpoint"

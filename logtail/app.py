@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import glob
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any
 from logtail import checkpoint, locate, logs
 from logtail.config import Config, StartAt
 from logtail.errors import StdoutClosed
-from logtail.follower import Follower, Resume, Shared, Start, Stats
+from logtail.follower import Follower, Resume, Shared, Start
 from logtail.output import Stdout
 from logtail.rotation import FileId
 
@@ -158,7 +159,9 @@ class App:
         aborted = asyncio.create_task(self._abort_drain.wait())
         pending = {t for t in self._tasks.values() if not t.done()}
         while pending and not aborted.done() and (left := deadline - loop.time()) > 0:
-            done, _ = await asyncio.wait(pending | {aborted}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                pending | {aborted}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+            )
             pending -= done
         aborted.cancel()
         unfinished = [f for f, t in self._tasks.items() if not t.done()]
@@ -190,9 +193,12 @@ class App:
                 for path in paths:
                     if path not in self.followers and not self._ignored_match(path):
                         self._add(path, spec.name_for(path), at_start, glob_member=True)
-            elif at_start and spec.pattern not in self.followers:
-                if self.config.follow or os.path.exists(spec.pattern):
-                    self._add(spec.pattern, spec.name_for(spec.pattern), at_start, glob_member=False)
+            elif (
+                at_start
+                and spec.pattern not in self.followers
+                and (self.config.follow or os.path.exists(spec.pattern))
+            ):
+                self._add(spec.pattern, spec.name_for(spec.pattern), at_start, glob_member=False)
 
     def _ignored_match(self, path: str) -> bool:
         """Glob matches never followed: directories, compressed rotations, logtail's own checkpoint."""
@@ -237,7 +243,7 @@ class App:
         self.followers[path] = follower
         task = asyncio.create_task(follower.run(), name=f"follow {path}")
         self._tasks[follower] = task
-        task.add_done_callback(lambda t, f=follower: self._follower_ended(f, t))
+        task.add_done_callback(functools.partial(self._follower_ended, follower))
         if self._watcher is not None:
             self._watcher.watch(os.path.dirname(path))
 
@@ -310,11 +316,9 @@ class App:
                 follower.wake()
             self._discover()
             return
-        if name is not None:
-            follower = self.followers.get(os.path.join(directory, name))
-            if follower is not None:
-                follower.wake()
-                return
+        if name is not None and (named := self.followers.get(os.path.join(directory, name))) is not None:
+            named.wake()
+            return
         # Not a followed name: a rotated generation was written, or a new file appeared.
         for follower in self.followers.values():
             if follower.has_rotated and os.path.dirname(follower.path) == directory:
@@ -365,7 +369,9 @@ class App:
             await asyncio.sleep(left)
 
     async def _watch_pids(self) -> None:
-        waits = [asyncio.create_task(_wait_for_exit(pid, self.config.poll_interval)) for pid in self.config.pids]
+        waits = [
+            asyncio.create_task(_wait_for_exit(pid, self.config.poll_interval)) for pid in self.config.pids
+        ]
         try:
             await asyncio.gather(*waits)
         finally:
@@ -413,7 +419,9 @@ class App:
                     await asyncio.to_thread(checkpoint.save, self.config.checkpoint or "", positions)
                     last = positions
                 except OSError as exc:
-                    self.log.warning("could not save checkpoint", path=self.config.checkpoint, reason=str(exc))
+                    self.log.warning(
+                        "could not save checkpoint", path=self.config.checkpoint, reason=str(exc)
+                    )
 
     def _save_checkpoint(self) -> None:
         try:
@@ -485,8 +493,13 @@ async def _wait_for_exit(pid: int, poll_interval: float) -> None:
         while _alive(pid):
             await asyncio.sleep(poll_interval)
         return
-    exited = loop.create_future()
-    loop.add_reader(fd, lambda: exited.done() or exited.set_result(None))
+    exited: asyncio.Future[None] = loop.create_future()
+
+    def on_exit() -> None:
+        if not exited.done():
+            exited.set_result(None)
+
+    loop.add_reader(fd, on_exit)
     try:
         await exited
     finally:

@@ -75,7 +75,7 @@ def _position(path: str, entry: Any) -> Position:
         value = entry.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise Unusable(f"entry for {path!r} has no valid {key!r}")
-        if kind is int and not 0 <= value < 2**64:
+        if isinstance(value, int) and not 0 <= value < 2**64:
             raise Unusable(f"entry for {path!r} has {key!r} out of range")
         values[key] = value
     if values["window_len"] > values["offset"]:
@@ -167,7 +167,9 @@ def check_writable(path: str) -> None:
     try:
         tmp, fd = _create_temporary(path)
     except OSError as exc:
-        raise ConfigError(f"--checkpoint {path}: cannot write in {directory}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"--checkpoint {path}: cannot write in {directory}: {exc.strerror or exc}"
+        ) from None
     os.close(fd)
     os.unlink(tmp)
     if os.path.isdir(path):

@@ -23,7 +23,7 @@ EXIT_USAGE = 2
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
 
 
-class _StartAtType(click.ParamType):
+class _StartAtType(click.ParamType[StartAt]):
     name = "[+]N"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> StartAt:
@@ -35,7 +35,7 @@ class _StartAtType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class _SizeType(click.ParamType):
+class _SizeType(click.ParamType[int]):
     name = "BYTES"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -44,7 +44,7 @@ class _SizeType(click.ParamType):
         match = _SIZE.match(str(value))
         if not match:
             self.fail(f"{value!r} is not a size (examples: 4096, 64K, 1M)", param, ctx)
-        size = int(match[1]) * 1024 ** " kmg".index(match[2].lower() or " ")
+        size: int = int(match[1]) * 1024 ** " kmg".index(match[2].lower() or " ")
         if size < 1:
             self.fail("must be at least 1 byte", param, ctx)
         return size
@@ -67,49 +67,140 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 
 @click.command(
     cls=_Command,
-    context_settings={"auto_envvar_prefix": "LOGTAIL", "help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "auto_envvar_prefix": "LOGTAIL",
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+    },
 )
 @click.argument("paths", nargs=-1, envvar="LOGTAIL_FILES", metavar="[NAME=]PATH...")
-@click.option("-n", "--lines", "start_at", type=_StartAtType(), default="+1", show_default=True,
-              help="Where to start in files present at start: +N from line N, N the last N lines, 0 only new lines.")
-@click.option("--follow/--no-follow", default=True, show_default=True,
-              help="Keep following; --no-follow prints what is there and exits.")
+@click.option(
+    "-n",
+    "--lines",
+    "start_at",
+    type=_StartAtType(),
+    default="+1",
+    show_default=True,
+    help="Where to start in files present at start: +N from line N, N the last N lines, 0 only new lines.",
+)
+@click.option(
+    "--follow/--no-follow",
+    default=True,
+    show_default=True,
+    help="Keep following; --no-follow prints what is there and exits.",
+)
 @click.option("--prefix", metavar="TEMPLATE", help="Put before every line, with {name} and {path} filled in.")
-@click.option("--format", "fmt", type=click.Choice([f.value for f in Format]), default="raw", show_default=True,
-              help="raw: the file's bytes; json: one object per line with message, name and file.")
-@click.option("--max-line-bytes", type=_SizeType(), default="1M", show_default=True,
-              help="Split longer lines into pieces of this many bytes (K and M suffixes accepted).")
-@click.option("--poll-interval", type=_POSITIVE, default=1.0, show_default=True, metavar="SECONDS",
-              help="How often every file is checked (a safety net for inotify, or the only check with --poll).")
-@click.option("--poll", "poll_only", is_flag=True, help="Do not use inotify (NFS and other network file systems).")
-@click.option("--rotate-wait", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="SECONDS",
-              help="Keep reading a rotated-away file this long after its successor has data.")
-@click.option("--rotated", "rotated", multiple=True, metavar="GLOB",
-              help="Where rotated generations live; {path} is the followed path. [default: {path}.* {path}-*]")
-@click.option("--checkpoint", metavar="FILE", help="Save positions here and resume from them after a restart.")
-@click.option("--checkpoint-interval", type=_POSITIVE, default=1.0, show_default=True, metavar="SECONDS",
-              help="Save the checkpoint at most this often (and at exit).")
-@click.option("--drain-timeout", type=click.FloatRange(min=0), default=10.0, show_default=True, metavar="SECONDS",
-              help="On SIGTERM/SIGINT, how long to finish printing; past it exit with status 3.")
-@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
-              help="Stop (after reading every file to its end) once these processes have exited.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in Format]),
+    default="raw",
+    show_default=True,
+    help="raw: the file's bytes; json: one object per line with message, name and file.",
+)
+@click.option(
+    "--max-line-bytes",
+    type=_SizeType(),
+    default="1M",
+    show_default=True,
+    help="Split longer lines into pieces of this many bytes (K and M suffixes accepted).",
+)
+@click.option(
+    "--poll-interval",
+    type=_POSITIVE,
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often every file is checked (a safety net for inotify, or the only check with --poll).",
+)
+@click.option(
+    "--poll", "poll_only", is_flag=True, help="Do not use inotify (NFS and other network file systems)."
+)
+@click.option(
+    "--rotate-wait",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Keep reading a rotated-away file this long after its successor has data.",
+)
+@click.option(
+    "--rotated",
+    "rotated",
+    multiple=True,
+    metavar="GLOB",
+    help="Where rotated generations live; {path} is the followed path. [default: {path}.* {path}-*]",
+)
+@click.option(
+    "--checkpoint", metavar="FILE", help="Save positions here and resume from them after a restart."
+)
+@click.option(
+    "--checkpoint-interval",
+    type=_POSITIVE,
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Save the checkpoint at most this often (and at exit).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="On SIGTERM/SIGINT, how long to finish printing; past it exit with status 3.",
+)
+@click.option(
+    "--pid",
+    "pids",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Stop (after reading every file to its end) once these processes have exited.",
+)
 @click.option("--until", metavar="REGEX", help="Exit 0 right after printing the first line that matches.")
-@click.option("--timeout", type=_POSITIVE, metavar="SECONDS",
-              help="Stop after this long, printing what came, and exit 124 (as timeout(1) does).")
-@click.option("--idle-exit", type=_POSITIVE, metavar="SECONDS", help="Exit 0 after this long without new data.")
-@click.option("--exec", "run_command", is_flag=True,
-              help="Run the command given after '--', follow while it runs, exit with its status.")
-@click.option("--max-files", type=click.IntRange(min=1), default=1024, show_default=True,
-              help="Follow at most this many files at once; more glob matches are reported, not followed.")
-@click.option("--follow-symlinks-anywhere", "symlinks_anywhere", is_flag=True,
-              help="Follow symlinks whose target lies outside the link's directory (refused by default).")
-@click.option("--log-level", type=click.Choice(logs.LEVELS), default="info", show_default=True,
-              help="Least severe diagnostic written to stderr.")
-@click.option("--log-format", type=click.Choice(["json", "console"]),
-              help="Diagnostics format on stderr. [default: console on a terminal, json otherwise]")
+@click.option(
+    "--timeout",
+    type=_POSITIVE,
+    metavar="SECONDS",
+    help="Stop after this long, printing what came, and exit 124 (as timeout(1) does).",
+)
+@click.option(
+    "--idle-exit", type=_POSITIVE, metavar="SECONDS", help="Exit 0 after this long without new data."
+)
+@click.option(
+    "--exec",
+    "run_command",
+    is_flag=True,
+    help="Run the command given after '--', follow while it runs, exit with its status.",
+)
+@click.option(
+    "--max-files",
+    type=click.IntRange(min=1),
+    default=1024,
+    show_default=True,
+    help="Follow at most this many files at once; more glob matches are reported, not followed.",
+)
+@click.option(
+    "--follow-symlinks-anywhere",
+    "symlinks_anywhere",
+    is_flag=True,
+    help="Follow symlinks whose target lies outside the link's directory (refused by default).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(logs.LEVELS),
+    default="info",
+    show_default=True,
+    help="Least severe diagnostic written to stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "console"]),
+    help="Diagnostics format on stderr. [default: console on a terminal, json otherwise]",
+)
 @click.version_option(__version__, "--version", prog_name="logtail")
 @click.pass_context
-def command(ctx: click.Context, paths: tuple[str, ...], **options: Any) -> int:
+def command(ctx: click.Context, /, paths: tuple[str, ...], **options: Any) -> int:
     """Follow log files like `tail -n+1 -F` and print every whole line on stdout.
 
     Survives rename, delete and copytruncate rotation without losing or repeating a line,
@@ -183,7 +274,9 @@ def _stream(arg: str) -> StreamSpec:
     spec = StreamSpec(pattern=path, name=name)
     if not spec.is_glob and os.path.exists(path):
         if os.path.isdir(path):
-            raise ConfigError(f"{path}: is a directory (give the files in it, or a quoted glob like '{path}/*.log')")
+            raise ConfigError(
+                f"{path}: is a directory (give the files in it, or a quoted glob like '{path}/*.log')"
+            )
         if not os.access(path, os.R_OK):
             raise ConfigError(f"{path}: permission denied (logtail runs as uid {os.getuid()})")
     return spec

@@ -5,10 +5,10 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     RAW = "raw"
     JSON = "json"
 

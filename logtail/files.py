@@ -58,7 +58,9 @@ def _check_stays_inside(path: str, fd: int) -> None:
     except OSError:
         target = os.path.realpath(path)  # no /proc: the best we can do without it
     if not rotation.inside(directory, target):
-        raise Refused(f"is a symlink to {target}, outside {directory} (allow with --follow-symlinks-anywhere)")
+        raise Refused(
+            f"is a symlink to {target}, outside {directory} (allow with --follow-symlinks-anywhere)"
+        )
 
 
 def close_quietly(fd: int) -> None:

@@ -10,6 +10,7 @@ has been quiet for ``rotate_wait``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -145,10 +146,8 @@ class Follower:
         """Bytes on disk not printed yet, for the drain report."""
         total = 0
         for gen in self.gens:
-            try:
+            with contextlib.suppress(OSError):
                 total += max(0, os.fstat(gen.fd).st_size - gen.printed)
-            except OSError:
-                pass
         return total
 
     def position(self) -> tuple[Generation, int] | None:
@@ -238,10 +237,8 @@ class Follower:
     async def _retire(self, gen: Generation) -> None:
         await self._emit(gen, gen.framer.flush())
         self.gens.popleft()
-        try:
+        with contextlib.suppress(OSError):
             self._shared.on_retire(gen.id, os.pread(gen.fd, locate.WINDOW, 0))
-        except OSError:
-            pass
         await gen.file.close()
 
     # -- what is at the path now --------------------------------------------------------

@@ -44,9 +44,7 @@ def _to_json(block: bytes, name: str, path: str) -> bytes:
     dumps = _dumps
     lines = block.split(b"\n")
     lines.pop()  # the block ends with a newline
-    out = [
-        dumps({"message": line.decode("utf-8", "replace"), "name": name, "file": path}) for line in lines
-    ]
+    out = [dumps({"message": line.decode("utf-8", "replace"), "name": name, "file": path}) for line in lines]
     out.append("")
     return "\n".join(out).encode("utf-8", "surrogateescape")
 

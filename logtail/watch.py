@@ -8,6 +8,7 @@ drops events when its queue overflows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -44,10 +45,9 @@ class DirectoryWatcher:
         """Start watching ``directory`` if it exists and is not watched yet."""
         if directory in self._watched:
             return
-        try:
+        # Not there yet, or no watches left: the sweep covers it until it is.
+        with contextlib.suppress(OSError):
             self._watched[directory] = self._inotify.add_watch(directory, self._events)
-        except OSError:
-            pass  # not there yet, or no watches left: the sweep covers it until it is
 
     def watching(self, directory: str) -> bool:
         return directory in self._watched
@@ -66,10 +66,8 @@ class DirectoryWatcher:
             if event.mask & (mask.IGNORED | mask.DELETE_SELF | mask.MOVE_SELF):
                 # The directory itself went away or moved: watch it again once it is back.
                 if self._watched.pop(directory, None) is not None and event.mask & mask.MOVE_SELF:
-                    try:
+                    with contextlib.suppress(OSError):
                         self._inotify.rm_watch(watch)
-                    except OSError:
-                        pass
                 self._on_change(directory, None)
                 continue
             self._on_change(directory, os.fsdecode(event.name) if event.name is not None else None)

@@ -122,10 +122,17 @@ class Logtail:
         self._stderr_file.close()
 
 
-def run(args: Sequence[str | os.PathLike[str]], timeout: float = 30.0, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+def run(
+    args: Sequence[str | os.PathLike[str]], timeout: float = 30.0, **kwargs: object
+) -> subprocess.CompletedProcess[bytes]:
     """Run logtail to completion (for --no-follow and error cases)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOGTAIL_LOG_FORMAT": "json"}
     env.update(kwargs.pop("env", None) or {})  # type: ignore[arg-type]
     return subprocess.run(
-        [*LOGTAIL, *map(str, args)], capture_output=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL, **kwargs  # type: ignore[arg-type]
+        [*LOGTAIL, *map(str, args)],
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        **kwargs,  # type: ignore[arg-type]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from signal import SIGTERM
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,7 @@ class Logtail:
         wait_until(lambda: text in self.stderr, timeout, f"{text!r} on stderr (have {self.stderr[-2000:]})")
         return self.stderr
 
-    def signal(self, signum: int = signal.SIGTERM) -> None:
+    def signal(self, signum: int = SIGTERM) -> None:
         self.proc.send_signal(signum)
 
     def finish(self, timeout: float = 30.0) -> int:
@@ -108,7 +109,7 @@ class Logtail:
             self._reader.join(timeout)
         return code
 
-    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+    def stop(self, signum: int = SIGTERM, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signum)
         return self.finish(timeout)

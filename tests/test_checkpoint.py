@@ -1,0 +1,270 @@
+"""Checkpoint I/O and identity matching: atomic saves, hostile files, resume plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logtail import checkpoint, locate
+from logtail.checkpoint import Position, Unusable
+from logtail.config import StartAt
+from logtail.errors import ConfigError
+from logtail.rotation import FileId
+
+POS = Position(dev=1, ino=2, offset=300, window_sha="ab" * 32, window_len=256, mtime_ns=5)
+
+
+def test_save_then_load_round_trips(tmp_path: Path) -> None:
+    """What is saved is what is loaded, and the file is private to logtail's user."""
+    path = tmp_path / "ck.json"
+    checkpoint.save(str(path), {"/var/log/app.log": POS})
+    assert checkpoint.load(str(path)) == {"/var/log/app.log": POS}
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_missing_checkpoint_is_not_an_error(tmp_path: Path) -> None:
+    """No checkpoint yet means a first start."""
+    assert checkpoint.load(str(tmp_path / "none.json")) is None
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "not valid JSON"),
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[]", "not a JSON object"),
+        (b'{"version": 99, "files": {}}', "unknown version 99"),
+        (b'{"version": 1}', "no 'files' object"),
+        (b'{"version": 1, "files": {"/a": 3}}', "is not an object"),
+        (b'{"version": 1, "files": {"/a": {"dev": 1}}}', "no valid 'ino'"),
+        (
+            b'{"version": 1, "files": {"/a": {"dev": -1, "ino": 1, "offset": 0, "window_sha": "", '
+            b'"window_len": 0, "mtime_ns": 0}}}',
+            "out of range",
+        ),
+        (
+            b'{"version": 1, "files": {"/a": {"dev": true, "ino": 1, "offset": 0, "window_sha": "", '
+            b'"window_len": 0, "mtime_ns": 0}}}',
+            "no valid 'dev'",
+        ),
+        (
+            b'{"version": 1, "files": {"/a": {"dev": 1, "ino": 1, "offset": 5, "window_sha": "", '
+            b'"window_len": 9, "mtime_ns": 0}}}',
+            "window longer than its offset",
+        ),
+        (b"[" * 100000, "not valid JSON"),
+    ],
+)
+def test_corrupt_checkpoints_are_refused_with_a_reason(content: bytes, reason: str) -> None:
+    """Anything but a valid checkpoint of this version is refused with a one-line reason."""
+    with pytest.raises(Unusable, match=reason):
+        checkpoint.parse(content)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_arbitrary_bytes_never_crash_the_parser(data: bytes) -> None:
+    """Any bytes either parse or raise Unusable; nothing else escapes."""
+    try:
+        checkpoint.parse(data)
+    except Unusable as exc:
+        assert "\n" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+        max_leaves=30,
+    )
+)
+def test_arbitrary_json_never_crashes_the_parser(doc: object) -> None:
+    """Well-formed JSON of any shape either parses or raises Unusable."""
+    for wrapped in (doc, {"version": 1, "files": doc}, {"version": 1, "files": {"/a": doc}}):
+        try:
+            checkpoint.parse(json.dumps(wrapped).encode())
+        except Unusable:
+            pass
+
+
+def test_symlink_at_checkpoint_path_is_not_followed_on_load(tmp_path: Path) -> None:
+    """A link planted where the checkpoint should be is refused, not read through."""
+    target = tmp_path / "elsewhere.json"
+    checkpoint.save(str(target), {"/a": POS})
+    link = tmp_path / "ck.json"
+    link.symlink_to(target)
+    with pytest.raises(Unusable):
+        checkpoint.load(str(link))
+
+
+def test_save_replaces_a_planted_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    """Saving over a symlink replaces the link; the file it pointed at is untouched."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "ck.json"
+    link.symlink_to(victim)
+    checkpoint.save(str(link), {"/a": POS})
+    assert victim.read_text() == "precious\n"
+    assert not link.is_symlink()
+    assert checkpoint.load(str(link)) == {"/a": POS}
+
+
+def test_planted_temporary_names_are_never_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If something already sits at a temporary name, another name is used; nothing is opened through it."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    names = iter(["aaaaaaaaaaaa", "bbbbbbbbbbbb"])
+    monkeypatch.setattr(checkpoint.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / "ck.json.aaaaaaaaaaaa.tmp").symlink_to(victim)
+    checkpoint.save(str(tmp_path / "ck.json"), {"/a": POS})
+    assert victim.read_text() == "precious\n"
+    assert checkpoint.load(str(tmp_path / "ck.json")) == {"/a": POS}
+
+
+CRASH = """
+import os, sys
+from logtail import checkpoint
+from logtail.checkpoint import Position
+def crash(src, dst):
+    os._exit(9)  # the process dies after the temporary file is written and synced, before the rename
+os.rename = crash
+checkpoint.save(sys.argv[1], {"/new": Position(1, 2, 3, "", 0, 4)})
+"""
+
+
+def test_crash_between_temporary_file_and_rename_keeps_the_old_checkpoint(tmp_path: Path) -> None:
+    """A process killed after writing the temporary file but before the rename leaves the old checkpoint whole."""
+    path = tmp_path / "ck.json"
+    checkpoint.save(str(path), {"/old": POS})
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    result = subprocess.run([sys.executable, "-c", CRASH, str(path)], env=env, check=False)
+    assert result.returncode == 9
+    assert checkpoint.load(str(path)) == {"/old": POS}
+    leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(leftovers) == 1  # the crash left its temporary file: the next save must still work
+    checkpoint.save(str(path), {"/next": POS})
+    assert checkpoint.load(str(path)) == {"/next": POS}
+
+
+def test_unwritable_checkpoint_directory_is_a_clear_error(tmp_path: Path) -> None:
+    """A checkpoint that cannot be written is reported at start, naming the option and path."""
+    with pytest.raises(ConfigError, match=r"--checkpoint .*does not exist"):
+        checkpoint.check_writable(str(tmp_path / "no" / "such" / "ck.json"))
+
+
+# -- where reading starts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "start", "printed"),
+    [
+        (b"a\nb\nc\n", "+1", b"a\nb\nc\n"),
+        (b"a\nb\nc\n", "+2", b"b\nc\n"),
+        (b"a\nb\nc\n", "+9", b""),
+        (b"a\nb\nc\n", "2", b"b\nc\n"),
+        (b"a\nb\nc\n", "0", b""),
+        (b"a\nb\nc\n", "10", b"a\nb\nc\n"),
+        (b"a\nb\nc", "2", b"b\nc"),  # an unterminated last line counts as a line, as in tail
+        (b"", "5", b""),
+        (b"\n\n\n", "2", b"\n\n"),
+    ],
+)
+def test_start_offset_matches_tail(tmp_path: Path, content: bytes, start: str, printed: bytes) -> None:
+    """-n N, +N and 0 start where tail starts."""
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        offset = locate.start_offset(fd, len(content), StartAt.parse(start))
+    finally:
+        os.close(fd)
+    assert content[offset:] == printed
+
+
+def test_start_offset_across_blocks(tmp_path: Path) -> None:
+    """Counting lines works across the blocks the file is read in."""
+    lines = [f"{i:06d}\n".encode() for i in range(50000)]
+    path = tmp_path / "f"
+    path.write_bytes(b"".join(lines))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = path.stat().st_size
+        assert path.read_bytes()[locate.start_offset(fd, size, StartAt.parse("12345")) :] == b"".join(lines[-12345:])
+        assert path.read_bytes()[locate.start_offset(fd, size, StartAt.parse("+40000")) :] == b"".join(
+            lines[39999:]
+        )
+    finally:
+        os.close(fd)
+
+
+def _position(path: Path, offset: int) -> tuple[FileId, int, str, int, int]:
+    st = path.stat()
+    data = path.read_bytes()
+    window = data[max(0, offset - locate.WINDOW) : offset]
+    return FileId.of(st), offset, locate.digest(window), len(window), st.st_mtime_ns
+
+
+def plan(path: Path, saved: tuple[FileId, int, str, int, int]) -> tuple[list[tuple[str, int]], bool]:
+    steps, found = locate.plan_resume(str(path), ("{path}.*", "{path}-*"), *saved)
+    return [(os.path.basename(s.path), s.offset) for s in steps], found
+
+
+def test_resume_without_rotation_continues_in_place(tmp_path: Path) -> None:
+    """An untouched file resumes at its offset."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    saved = _position(log, 4)
+    assert plan(log, saved) == ([("app.log", 4)], True)
+
+
+def test_resume_after_renames_reads_every_generation_in_order(tmp_path: Path) -> None:
+    """Rotated twice while down: the rest of the old file, the middle one, then the new one."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    saved = _position(log, 4)
+    log.rename(tmp_path / "app.log.2")
+    os.utime(tmp_path / "app.log.2", ns=(saved[4] + 1, saved[4] + 1))
+    (tmp_path / "app.log.1").write_bytes(b"three\n")
+    os.utime(tmp_path / "app.log.1", ns=(saved[4] + 2, saved[4] + 2))
+    (tmp_path / "app.log.3").write_bytes(b"ancient\n")  # rotated before the checkpoint
+    os.utime(tmp_path / "app.log.3", ns=(saved[4] - 10, saved[4] - 10))
+    log.write_bytes(b"four\n")
+    assert plan(log, saved) == ([("app.log.2", 4), ("app.log.1", 0), ("app.log", 0)], True)
+
+
+def test_resume_after_copytruncate_finds_the_copy_by_content(tmp_path: Path) -> None:
+    """Truncated in place while down: the rest is read from the copy that holds the same bytes."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    saved = _position(log, 4)
+    (tmp_path / "app.log.1").write_bytes(b"one\ntwo\nthree\n")
+    log.write_bytes(b"four\n")  # same inode, other content
+    assert plan(log, saved) == ([("app.log.1", 4), ("app.log", 0)], True)
+
+
+def test_reused_inode_with_other_content_is_not_mistaken_for_the_old_file(tmp_path: Path) -> None:
+    """Same inode but different bytes before the offset: a new file, read from its start."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    saved = _position(log, 8)
+    log.write_bytes(b"ONE\nTWO\nTHREE\n")
+    steps, found = plan(log, saved)
+    assert (steps, found) == ([("app.log", 0)], False)
+
+
+def test_compressed_rotations_are_never_candidates(tmp_path: Path) -> None:
+    """A .gz generation holds the same lines in another encoding and is never read."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"x\n")
+    (tmp_path / "app.log.1.gz").write_bytes(b"\x1f\x8b")
+    (tmp_path / "app.log.1").write_bytes(b"y\n")
+    assert locate.rotated_siblings(str(log), ("{path}.*",)) == [str(tmp_path / "app.log.1")]

@@ -432,22 +432,16 @@ class App:
     def _positions(self) -> dict[str, checkpoint.Position]:
         positions: dict[str, checkpoint.Position] = {}
         for follower in [*self._finished, *self.followers.values()]:
-            at = follower.position()
+            at = follower.snapshot()
             if at is None:
                 continue
-            gen, offset = at
-            try:
-                window = locate.window_before(gen.fd, offset)
-                mtime_ns = os.fstat(gen.fd).st_mtime_ns
-            except OSError:
-                continue
             positions[follower.path] = checkpoint.Position(
-                dev=gen.id.dev,
-                ino=gen.id.ino,
-                offset=offset,
-                window_sha=locate.digest(window),
-                window_len=len(window),
-                mtime_ns=mtime_ns,
+                dev=at.id.dev,
+                ino=at.id.ino,
+                offset=at.offset,
+                window_sha=locate.digest(at.window),
+                window_len=len(at.window),
+                mtime_ns=at.mtime_ns,
             )
         if self._saved:
             # Paths not seen this run keep their place, for when they come back.

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import re
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -59,6 +60,16 @@ class Generation:
             self.window = data[-locate.WINDOW :]
         else:
             self.window = (self.window + data)[-locate.WINDOW :]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A position that a checkpoint can record: everything before ``offset`` of file ``id`` is printed."""
+
+    id: FileId
+    offset: int
+    window: bytes  # the bytes just before ``offset``
+    mtime_ns: int
 
 
 @dataclass
@@ -113,6 +124,7 @@ class Follower:
         self._wake.set()
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
+        self._last_snapshot: Snapshot | None = None
 
     # -- control, from the app and the watcher ------------------------------------------
 
@@ -138,6 +150,7 @@ class Follower:
         finally:
             if self._timer:
                 self._timer.cancel()
+            self._last_snapshot = self.snapshot()  # the checkpoint at exit is saved after this
             for gen in self.gens:
                 await gen.file.close()
             self.gens.clear()
@@ -150,9 +163,17 @@ class Follower:
                 total += max(0, os.fstat(gen.fd).st_size - gen.printed)
         return total
 
-    def position(self) -> tuple[Generation, int] | None:
-        """The oldest open generation and the offset of its first byte not printed yet."""
-        return (self.gens[0], self.gens[0].printed) if self.gens else None
+    def snapshot(self) -> Snapshot | None:
+        """Where printing stopped: the oldest open generation and its first byte not printed yet."""
+        if not self.gens:
+            return self._last_snapshot
+        gen = self.gens[0]
+        try:
+            mtime_ns = os.fstat(gen.fd).st_mtime_ns
+            window = locate.window_before(gen.fd, gen.printed)
+        except OSError:
+            return None
+        return Snapshot(gen.id, gen.printed, window, mtime_ns)
 
     # -- the work ---------------------------------------------------------------------
 
@@ -161,7 +182,8 @@ class Follower:
         if isinstance(self._start, Resume):
             await self._open_resume_steps(self._start)
         await self._refresh()
-        budget = BURST
+        # A drain reads everything up to the end seen now, however much that is.
+        budget = sys.maxsize if final else BURST
         while self.gens:
             gen = self.gens[0]
             later = self.gens[1] if len(self.gens) > 1 else None
@@ -170,7 +192,7 @@ class Follower:
             next_has_data = later is not None and _size(later.fd) > 0
             target = _size(gen.fd) if final else None
             budget = await self._read(gen, budget, target)
-            if budget <= 0 and not final:
+            if budget <= 0:
                 self._wake.set()  # more to read: come back after the others had a turn
                 return
             if self.done:

@@ -774,7 +774,6 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path, unprivileged: None) ->
         (["--format", "xml"], ("--format",)),
         (["--log-format", "xml"], ("--log-format",)),
         (["--log-level", "loud"], ("--log-level",)),
-        (["--prefix", "{nope} "], ("--prefix", "nope")),
         (["--no-such-option"], ("--no-such-option",)),
     ],
 )

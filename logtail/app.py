@@ -145,7 +145,7 @@ class App:
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self._status != EXIT_DRAIN_TIMEOUT:
             with contextlib.suppress(StdoutClosed):
-                await self.stdout.write(b"", wait=True)
+                await self.stdout.flush()
         if self.config.checkpoint:
             await asyncio.to_thread(self._save_checkpoint)
         self._summary()
@@ -178,7 +178,16 @@ class App:
         self.log.info(
             "summary",
             exit_status=self._status,
-            files=[{"path": f.path, "name": f.name, **asdict(f.stats)} for f in everyone],
+            files=[
+                {
+                    "path": f.path,
+                    "name": f.name,
+                    "lines": f.printed.lines,
+                    "bytes": f.printed.bytes,
+                    **asdict(f.stats),
+                }
+                for f in everyone
+            ],
         )
 
     # -- followers --------------------------------------------------------------------

@@ -25,7 +25,7 @@ import aiofiles
 from logtail import files, locate
 from logtail.config import Config, StartAt
 from logtail.framing import LineFramer
-from logtail.output import Render, Stdout, renderer
+from logtail.output import Render, Stdout, Tally, renderer
 from logtail.rotation import Change, FileId, classify, retire_delay
 
 READ_SIZE = 256 * 1024
@@ -36,8 +36,6 @@ BURST = 8 * 1024 * 1024
 
 @dataclass
 class Stats:
-    lines: int = 0
-    bytes: int = 0
     rotations: int = 0
     truncations: int = 0
 
@@ -112,6 +110,7 @@ class Follower:
         self.path = path
         self.name = name
         self.stats = Stats()
+        self.printed = Tally()
         self.gens: deque[Generation] = deque()
         self.done = False
         self.missing = False
@@ -125,6 +124,7 @@ class Follower:
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
         self._last_snapshot: Snapshot | None = None
+        self._matched = False
 
     # -- control, from the app and the watcher ------------------------------------------
 
@@ -220,41 +220,54 @@ class Follower:
                 self._wake_in(delay)
 
     async def _read(self, gen: Generation, budget: int, target: int | None) -> int:
-        """Read ``gen`` until its end (or ``target``), printing whole lines; return the budget left."""
-        while budget > 0:
-            if target is not None and gen.offset >= target:
-                return budget
-            data = await gen.file.read(READ_SIZE)
-            if not data:
-                return budget
-            gen.note_read(data)
-            budget -= len(data)
-            await self._emit(gen, gen.framer.feed(data))
-            if self.done:
-                return budget
+        """Read ``gen`` until its end (or ``target``), printing whole lines; return the budget left.
+
+        The next chunk is read while the previous one is being written, so catching up
+        costs about the slower of the two rather than their sum.
+        """
+        writing: asyncio.Future[None] | None = None
+        try:
+            while budget > 0 and not self.done:
+                if target is not None and gen.offset >= target:
+                    break
+                data = await gen.file.read(READ_SIZE)
+                if not data:
+                    break
+                gen.note_read(data)
+                budget -= len(data)
+                block = gen.framer.feed(data)
+                if writing is not None:
+                    await writing
+                writing = self._submit(gen, block)
+        finally:
+            if writing is not None:
+                await writing
+        if self._matched:
+            self._shared.on_match()
         return budget
 
     async def _emit(self, gen: Generation, block: bytes) -> None:
+        await self._submit(gen, block)
+
+    def _submit(self, gen: Generation, block: bytes) -> asyncio.Future[None]:
+        """Queue ``block`` for stdout; once written, everything up to here counts as printed."""
         printed = gen.offset - gen.framer.pending
-        if block:
-            until = self._shared.until
-            matched = None
-            if until is not None:
-                matched = until.search(block)
-                if matched is not None:
-                    end = block.find(b"\n", max(matched.start(), matched.end() - 1)) + 1
-                    printed -= len(block) - end
-                    block = block[:end]
-            await self._shared.stdout.write(self._render(block))
-            self.stats.lines += block.count(b"\n")
-            self.stats.bytes += len(block)
-            self._shared.on_data()
-            if matched is not None:
-                gen.printed = printed
-                self.done = True
-                self._shared.on_match()
-                return
-        gen.printed = printed
+        until = self._shared.until
+        if until is not None and block and (matched := until.search(block)) is not None:
+            end = block.find(b"\n", max(matched.start(), matched.end() - 1)) + 1
+            printed -= len(block) - end
+            block = block[:end]
+            self._matched = self.done = True
+        writing = self._shared.stdout.submit(block, self._render, self.printed)
+
+        def written(future: asyncio.Future[None]) -> None:
+            if not future.cancelled() and future.exception() is None:
+                gen.printed = max(gen.printed, printed)
+                if block:
+                    self._shared.on_data()
+
+        writing.add_done_callback(written)
+        return writing
 
     async def _retire(self, gen: Generation) -> None:
         await self._emit(gen, gen.framer.flush())

@@ -41,14 +41,16 @@ class LineFramer:
         if b"\x00" in chunk:
             chunk = self._drop_nul_runs(chunk)
         limit = self.max_line_bytes
-        # Lines wholly inside a chunk no longer than the limit cannot exceed it; only the
-        # first line (which carries over the previous rest) and the new rest need checking.
-        chunk_fits = len(chunk) <= limit
-        data = self._carry + chunk if self._carry else chunk
-        end = data.rfind(NEWLINE) + 1
-        complete, rest = data[:end], data[end:]
-        if complete:
-            if chunk_fits:
+        end = chunk.rfind(NEWLINE) + 1
+        if not end:
+            complete, rest = b"", self._carry + chunk
+        else:
+            # One copy of the complete part, however the carry and the chunk lie.
+            complete = b"".join((self._carry, memoryview(chunk)[:end])) if self._carry else chunk[:end]
+            rest = chunk[end:]
+            if len(chunk) <= limit:
+                # Lines wholly inside a chunk no longer than the limit cannot exceed it; only
+                # the first line (which carries over the previous rest) needs checking.
                 first_end = complete.find(NEWLINE) + 1
                 if first_end - 1 > limit:
                     complete = _split_long_lines(complete[:first_end], limit) + complete[first_end:]
@@ -56,9 +58,14 @@ class LineFramer:
                 complete = _split_long_lines(complete, limit)
         if len(rest) > limit:
             # Emit whole pieces while more than a piece is held: a rest of exactly the limit
-            # may still turn out to be a line of exactly that length.
+            # may still turn out to be a line of exactly that length. Views, not copies, so
+            # a line of 100 MB costs about one piece of memory at a time.
             cut = ((len(rest) - 1) // limit) * limit
-            complete += _split_long_lines(rest[:cut] + NEWLINE, limit)
+            view = memoryview(rest)
+            parts: list[bytes | memoryview] = [complete]
+            for start in range(0, cut, limit):
+                parts += (view[start : start + limit], NEWLINE)
+            complete = b"".join(parts)
             rest = rest[cut:]
         self._carry = rest
         return complete

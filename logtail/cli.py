@@ -232,6 +232,8 @@ def build_config(
         raise ConfigError("no PATH given (as arguments or in LOGTAIL_FILES)")
     if run_command and not command_args:
         raise ConfigError("--exec needs a command after '--', e.g. --exec -- make test")
+    if prefix and "\n" in prefix:
+        raise ConfigError("--prefix must not contain a newline: every line of a file stays one line")
     if prefix and fmt == Format.JSON.value:
         raise ConfigError("--prefix applies to --format raw only; JSON lines carry the name instead")
     if until is not None:

@@ -51,6 +51,7 @@ class Generation:
     framer: LineFramer
     printed: int = 0  # everything before this offset is on stdout (what a checkpoint may record)
     window: bytes = b""  # the last bytes before ``offset``, to notice a rewrite in place
+    is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
 
     def note_read(self, data: bytes) -> None:
         self.offset += len(data)
@@ -199,7 +200,9 @@ class Follower:
                 return
             if later is None:
                 break
-            delay = retire_delay(next_has_data, _idle_for(gen.fd), self._config.rotate_wait, final)
+            delay = retire_delay(
+                next_has_data, _idle_for(gen.fd), self._config.rotate_wait, final, gen.is_copy
+            )
             if delay == 0:
                 await self._retire(gen)
                 continue
@@ -301,8 +304,11 @@ class Follower:
         if change is Change.MISSING:
             if not self.gens:
                 self._shared.warn_once("waiting for file to appear", self.path)
-        elif change in (Change.APPEARED, Change.REPLACED):
-            await self._open_at_path(rotated=change is Change.REPLACED)
+        elif change is Change.APPEARED:
+            await self._open_at_path(rotated=False)
+        elif change is Change.REPLACED and newest is not None:
+            await self._open_missed_generations(newest)
+            await self._open_at_path(rotated=True)
         elif change is Change.TRUNCATED and newest is not None:
             await self._truncated(newest)
 
@@ -326,6 +332,25 @@ class Follower:
             self.stats.rotations += 1
             self._shared.log.info("file rotated", path=self.path, name=self.name)
         self.gens.append(gen)
+
+    async def _open_missed_generations(self, newest: Generation) -> None:
+        """Generations that came and went between two looks at the path (rotation faster than us)."""
+        try:
+            since = os.fstat(newest.fd).st_mtime_ns
+        except OSError:
+            return
+        known = {g.id for g in self.gens}
+        for found in locate.newer_generations(self.path, self._config.rotated_patterns, since, known):
+            opened = await self._open(found.path)
+            if opened is None:
+                continue
+            fd, st = opened
+            if FileId.of(st) != found.id:
+                os.close(fd)
+                continue
+            self.gens.append(await self._generation(fd, found.id, 0))
+            self.stats.rotations += 1
+            self._shared.log.info("reading a rotated file that was missed", path=self.path, file=found.path)
 
     async def _open_resume_steps(self, resume: Resume) -> None:
         self._start = None
@@ -367,7 +392,7 @@ class Follower:
         if opened is not None:
             fd, st = opened
             rest = await self._generation(fd, FileId.of(st), gen.offset)
-            rest.framer, rest.printed = gen.framer, gen.printed
+            rest.framer, rest.printed, rest.is_copy = gen.framer, gen.printed, True
             self.gens.insert(self.gens.index(gen), rest)
             self._shared.log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
         else:

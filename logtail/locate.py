@@ -143,6 +143,22 @@ def find_copy(path: str, patterns: Iterable[str], offset: int, window: bytes, ex
     return None
 
 
+def newer_generations(
+    path: str, patterns: Iterable[str], after_mtime_ns: int, exclude: set[FileId]
+) -> list[Found]:
+    """Rotated generations written after a given modification time, oldest first.
+
+    A single writer writes each generation after its last write to the one before, so
+    modification times order them; the file now at ``path`` and ``exclude`` are left out.
+    """
+    current = _stat_regular(path)
+    if current is not None:
+        exclude = exclude | {current.id}
+    found = (_stat_regular(candidate) for candidate in rotated_siblings(path, patterns))
+    newer = [f for f in found if f is not None and f.mtime_ns > after_mtime_ns and f.id not in exclude]
+    return sorted(newer, key=lambda f: f.mtime_ns)
+
+
 @dataclass(frozen=True)
 class Step:
     """One file to read, from ``offset``, while resuming; ``id`` guards against a swap before opening."""
@@ -181,11 +197,8 @@ def plan_resume(
     if origin is not None and current is not None and origin.id == current.id:
         return [Step(current.path, current.id, offset)], True  # not rotated while logtail was down
     steps = [Step(origin.path, origin.id, offset)] if origin is not None else []
-    newer = sorted(
-        (f for f in siblings if f.mtime_ns > mtime_ns and (origin is None or f.id != origin.id)),
-        key=lambda f: f.mtime_ns,
-    )
-    steps.extend(Step(f.path, f.id, 0) for f in newer if not (current and f.id == current.id))
+    exclude = {origin.id} if origin is not None else set()
+    steps.extend(Step(f.path, f.id, 0) for f in newer_generations(path, patterns, mtime_ns, exclude))
     if current is not None:
         steps.append(Step(current.path, current.id, 0))
     return steps, origin is not None

@@ -55,7 +55,7 @@ def classify(
 
 
 def retire_delay(
-    next_has_data: bool, old_idle_for: float, rotate_wait: float, draining: bool
+    next_has_data: bool, old_idle_for: float, rotate_wait: float, draining: bool, is_copy: bool = False
 ) -> float | None:
     """When a rotated-away file, read to its end, may be closed in favour of the next one.
 
@@ -63,9 +63,10 @@ def retire_delay(
     reopened yet and can still append to the old one), 0 to close it now, or the seconds
     to wait before asking again. A single writer appends to the new file only after its
     last write to the old one, so "the next has data" is the signal; ``rotate_wait`` covers
-    several processes that reopen at different times.
+    several processes that reopen at different times. A copy left by copytruncate is
+    written by nobody: it is closed as soon as it has been read.
     """
-    if draining:
+    if draining or is_copy:
         return 0.0
     if not next_has_data:
         return None

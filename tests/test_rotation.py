@@ -40,18 +40,28 @@ def test_classify(
 
 
 @pytest.mark.parametrize(
-    ("next_has_data", "idle", "wait", "draining", "delay"),
+    ("next_has_data", "idle", "wait", "draining", "delay", "is_copy"),
     [
-        (False, 100.0, 1.0, False, None),  # the writer may not have reopened yet: keep the old file
-        (True, 0.2, 1.0, False, pytest.approx(0.8)),  # the old file was written just now: wait a little
-        (True, 5.0, 1.0, False, 0.0),  # quiet long enough: close it
-        (True, 0.0, 0.0, False, 0.0),
-        (False, 0.0, 1.0, True, 0.0),  # shutting down: everything is read in order anyway
+        (False, 100.0, 1.0, False, None, False),  # the writer may not have reopened yet: keep the old file
+        (
+            True,
+            0.2,
+            1.0,
+            False,
+            pytest.approx(0.8),
+            False,
+        ),  # the old file was written just now: wait a little
+        (True, 5.0, 1.0, False, 0.0, False),  # quiet long enough: close it
+        (True, 0.0, 0.0, False, 0.0, False),
+        (False, 0.0, 1.0, True, 0.0, False),  # shutting down: everything is read in order anyway
+        (False, 0.0, 1.0, False, 0.0, True),  # a copytruncate copy is written by nobody: close once read
     ],
 )
-def test_retire_delay(next_has_data: bool, idle: float, wait: float, draining: bool, delay: object) -> None:
+def test_retire_delay(
+    next_has_data: bool, idle: float, wait: float, draining: bool, delay: object, is_copy: bool
+) -> None:
     """A rotated-away file is closed only once its successor has data and it has been quiet."""
-    assert retire_delay(next_has_data, idle, wait, draining) == delay
+    assert retire_delay(next_has_data, idle, wait, draining, is_copy) == delay
 
 
 @pytest.mark.parametrize(

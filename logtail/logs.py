@@ -15,17 +15,17 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
     """Send events at ``level`` and above to stderr, as JSON lines or for a human on a terminal."""
     if fmt is None:
         fmt = "console" if sys.stderr.isatty() else "json"
-    renderer: Any
+    renderers: list[Any]
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderers = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     else:
-        renderer = structlog.processors.JSONRenderer()
+        # A bug's traceback goes in one JSON field, so a log agent keeps it in one record.
+        renderers = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,  # a bug's traceback in one JSON field, not raw lines
-            renderer,
+            *renderers,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

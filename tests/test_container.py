@@ -24,6 +24,7 @@ pytestmark = pytest.mark.container
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "localhost/logtail-test-base"  # built once, kept between runs
 IMAGE = "localhost/logtail-sidecar:test"
+VOLUME_PREFIX = "logtail-test-"
 POD = "counter"
 SIDECARS = ["count-log-1", "count-log-2", "count-log-all"]
 BURST = 10_000  # lines per file written as fast as sh can, right before the Pod is stopped
@@ -31,8 +32,8 @@ TICKS = 3  # lines per file logtail must print while the Pod runs, before the bu
 VERSION = re.findall(r'__version__ = "(.+)"', (ROOT / "logtail" / "__init__.py").read_text())[0]
 
 # The test's stand-in for the docs' `count` container: the same lines, once a second, until the test
-# creates /var/log/go; then a burst of numbered lines, a "burst done" on stdout, and nothing more. It
-# keeps running (as an application would) and exits at once on SIGTERM.
+# creates /var/log/go; then a burst of numbered lines, a "burst done" on stdout, and no more writes.
+# It keeps running (as an application would) and exits at once on SIGTERM.
 COUNT_SCRIPT = f"""
 trap 'exit 0' TERM
 i=0
@@ -66,7 +67,8 @@ LiteralDumper.add_representer(str, LiteralDumper.represent_str)
 def require(tool: str) -> None:
     """Skip without ``tool`` on a developer's machine; in CI a missing tool is a failure, not a skip."""
     if shutil.which(tool) is None:
-        message = f"{tool} is not installed (apt-get install -y podman runc debootstrap uidmap slirp4netns)"
+        packages = "podman runc catatonit debootstrap uidmap slirp4netns"
+        message = f"{tool} is not installed (apt-get install -y {packages})"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -118,40 +120,47 @@ def image(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
             run(["podman", "import", "--change", change, "-", BASE_IMAGE], env, timeout=300, stdin=tar.stdout)
         shutil.rmtree(rootfs)
     # pip in the build reaches the package index through this machine's certificates, mounted for
-    # the RUN steps only.
+    # the RUN steps only, and through the host's network (no container network stack needed).
     mounts = [f"--volume={p}:{p}:ro" for p in ("/etc/ssl/certs", "/etc/pip.conf") if Path(p).exists()]
     build_args = [f"--build-arg=BASE_IMAGE={BASE_IMAGE}", f"--build-arg=VERSION={VERSION}"]
-    run(["podman", "build", "--tag", IMAGE, *build_args, *mounts, str(ROOT)], env, timeout=600)
+    build = ["podman", "build", "--network=host", "--tag", IMAGE, *build_args, *mounts, str(ROOT)]
+    run(build, env, timeout=600)
     return IMAGE
 
 
 @pytest.fixture
 def counter_pod(env: dict[str, str], image: str, tmp_path: Path) -> Iterator[Path]:
-    """examples/counter-pod.yaml played with local images and COUNT_SCRIPT; yields its /var/log.
+    """examples/counter-pod.yaml played with local images and COUNT_SCRIPT; yields its log directory.
 
-    podman fills an emptyDir with the image's /var/log, root-owned 0755; Kubernetes gives an empty
-    0777 directory, which a host directory stands in for (and lets the test read the files).
+    Its volumes get names of the test's own, so a run interrupted before its cleanup cannot hand stale
+    files or checkpoints to the next one, and no one else's volume is touched.
     """
-    varlog = tmp_path / "varlog"
-    varlog.mkdir(mode=0o777)
-    varlog.chmod(0o777)
     pod = yaml.safe_load((ROOT / "examples" / "counter-pod.yaml").read_text())
     for container in pod["spec"]["containers"]:
         if container["name"] == "count":
             container.update(image=BASE_IMAGE, args=["/bin/sh", "-c", COUNT_SCRIPT.strip()])
         else:
             container["image"] = image
-    (volume,) = pod["spec"]["volumes"]
-    volume.pop("emptyDir")
-    volume["hostPath"] = {"path": str(varlog), "type": "Directory"}
+        for mount in container.get("volumeMounts", []):
+            mount["name"] = VOLUME_PREFIX + mount["name"]
+    volumes = []
+    for volume in pod["spec"]["volumes"]:
+        volume["name"] = VOLUME_PREFIX + volume["name"]
+        volumes.append(volume["name"])
     spec = tmp_path / "counter-pod.yaml"
     spec.write_text(yaml.dump(pod, Dumper=LiteralDumper))
-    subprocess.run(["podman", "pod", "rm", "--force", POD], env=env, capture_output=True)
-    run(["podman", "kube", "play", str(spec)], env)
-    try:
-        yield varlog
-    finally:
+
+    def remove() -> None:
         subprocess.run(["podman", "kube", "down", str(spec)], env=env, capture_output=True, timeout=120)
+        subprocess.run(["podman", "pod", "rm", "--force", POD], env=env, capture_output=True, timeout=120)
+        subprocess.run(["podman", "volume", "rm", "--force", *volumes], env=env, capture_output=True)
+
+    remove()
+    run(["podman", "kube", "play", "--network=none", str(spec)], env)  # logtail needs no network
+    try:
+        yield Path(run(["podman", "volume", "inspect", "--format={{.Mountpoint}}", volumes[0]], env).strip())
+    finally:
+        remove()
 
 
 def inspect(container: str, template: str, env: dict[str, str]) -> str:
@@ -165,7 +174,7 @@ def test_image_runs_as_a_non_root_user_on_a_read_only_root(
     """The image's user is 65532, it ships no pip, and logtail works with a read-only root filesystem."""
     assert inspect(image, "{{.Config.User}}", env) == "65532:65532"
     assert inspect(image, "{{json .Config.Entrypoint}}", env) == '["logtail"]'
-    ro = ["podman", "run", "--rm", "--read-only"]
+    ro = ["podman", "run", "--rm", "--read-only", "--network=none"]
     assert run([*ro, "--entrypoint=id", image, "-u"], env).strip() == "65532"
     assert VERSION in run([*ro, image, "--version"], env)
     assert inspect(image, '{{index .Config.Labels "org.opencontainers.image.version"}}', env) == VERSION
@@ -187,25 +196,36 @@ def test_counter_pod_sidecars_print_every_line_and_drain_on_stop(
         timeout=60,
         what=f"{TICKS} lines from every sidecar while the Pod runs",
     )
-    for name in SIDECARS:
-        assert inspect(f"{POD}-{name}", "{{.HostConfig.ReadonlyRootfs}}", env) == "true"
-    (counter_pod / "go").touch()
+    sidecars = [f"{POD}-{name}" for name in SIDECARS]
+    for sidecar in sidecars:
+        assert inspect(sidecar, "{{.HostConfig.ReadonlyRootfs}}", env) == "true"
+    # Frozen during the burst, the sidecars are thousands of lines behind when they are thawed and
+    # stopped at once: the SIGTERM arrives before they can catch up, and only the drain prints the rest.
+    run(["podman", "pause", *sidecars], env)
+    run(["podman", "exec", f"{POD}-count", "touch", "/var/log/go"], env)
     wait_for(lambda: "burst done" in logs(f"{POD}-count", env), timeout=60, what="the burst")
     printed_before_stop = len(logs(f"{POD}-count-log-1", env))
+    run(["podman", "unpause", *sidecars], env)
     run(["podman", "pod", "stop", "--time", "30", POD], env, timeout=120)
 
     one = (counter_pod / "1.log").read_text().splitlines()
     two = (counter_pod / "2.log").read_text().splitlines()
     assert len(one) >= TICKS + BURST
+    assert printed_before_stop <= len(one) - BURST, "the sidecars had caught up before the stop"
     assert [int(line.split(":")[0]) for line in one] == list(range(len(one)))
     assert [int(line.rsplit(" ", 1)[1]) for line in two] == list(range(len(two)))
     assert logs(f"{POD}-count-log-1", env) == one, f"{printed_before_stop} lines printed before the stop"
     assert logs(f"{POD}-count-log-2", env) == two
     combined = logs(f"{POD}-count-log-all", env)
+    state = Path(
+        run(
+            ["podman", "volume", "inspect", "--format={{.Mountpoint}}", f"{VOLUME_PREFIX}logtail-state"], env
+        ).strip()
+    )
     assert [line.removeprefix("[one] ") for line in combined if line.startswith("[one] ")] == one
     assert [line.removeprefix("[two] ") for line in combined if line.startswith("[two] ")] == two
     assert len(combined) == len(one) + len(two), "a line without its [one] or [two] prefix"
     for name in SIDECARS:
         state = inspect(f"{POD}-{name}", "{{.State.Status}} {{.State.ExitCode}}", env)
         assert state == "exited 0", f"{name}: {state}"
-        assert (counter_pod / f".logtail-{name}.json").is_file(), f"{name} wrote no checkpoint"
+        assert (state / f"{name}.json").is_file(), f"{name} wrote no checkpoint"

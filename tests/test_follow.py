@@ -67,7 +67,9 @@ def assert_usage_error(result: subprocess.CompletedProcess[bytes], *needles: tup
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert lines, "no message on stderr"
     matching = [
-        line for line in lines if all(any(word.lower() in line.lower() for word in group) for group in needles)
+        line
+        for line in lines
+        if all(any(word.lower() in line.lower() for word in group) for group in needles)
     ]
     assert matching, f"no single stderr line mentions all of {needles}: {stderr}"
 
@@ -127,7 +129,8 @@ def test_appended_line_is_forwarded_promptly_through_a_pipe(tmp_path: Path, logt
 
 
 def test_missing_file_is_waited_for_with_one_warning(tmp_path: Path, logtail: Any) -> None:
-    """A file that does not exist yet is waited for: one warning on stderr, no crash, then read from its first byte."""
+    """A file that does not exist yet is waited for: one warning on stderr, no crash, then read from its
+    first byte."""
     path = tmp_path / "later.log"
     proc: Logtail = logtail("--poll-interval", "0.1", path)
     proc.wait_for_stderr("later.log")
@@ -169,7 +172,8 @@ def test_glob_ignores_files_that_do_not_match(tmp_path: Path, logtail: Any) -> N
 
 
 def test_mv_rotation_reads_late_lines_of_the_old_file_then_the_new_one(tmp_path: Path, logtail: Any) -> None:
-    """After `mv`, lines the writer still puts into the old file before it reopens are printed, then the new file from its first byte."""
+    """After `mv`, lines the writer still puts into the old file before it reopens are printed, then the new
+    file from its first byte."""
     path = tmp_path / "app.log"
     writer = LineWriter(path)
     expected = writer.lines(range(10))
@@ -186,7 +190,8 @@ def test_mv_rotation_reads_late_lines_of_the_old_file_then_the_new_one(tmp_path:
 
 
 def test_logrotate_create_reads_lines_written_after_the_rename(tmp_path: Path, logtail: Any) -> None:
-    """With logrotate `create`, lines written into the renamed file before the application reopens are not lost, and nothing repeats."""
+    """With logrotate `create`, lines written into the renamed file before the application reopens are not
+    lost, and nothing repeats."""
     path = tmp_path / "app.log"
     writer = LineWriter(path)
     expected = writer.lines(range(10))
@@ -194,7 +199,7 @@ def test_logrotate_create_reads_lines_written_after_the_rename(tmp_path: Path, l
     proc.wait_for_lines(10)
     logrotate_create(path, tmp_path).rotate()
     assert (tmp_path / "app.log.1").exists()
-    assert path.exists() and path.stat().st_size == 0  # the empty file logrotate created
+    assert path.stat().st_size == 0  # the empty file logrotate created
     for seq in range(10, 20):  # ~100 ms until the postrotate signal arrives
         expected += writer.lines([seq])
         time.sleep(0.01)
@@ -224,7 +229,8 @@ def test_rotating_file_handler_rotation_loses_and_repeats_nothing(tmp_path: Path
 
 
 def test_watched_file_handler_rotation_loses_and_repeats_nothing(tmp_path: Path, logtail: Any) -> None:
-    """Python's WatchedFileHandler reopening after its file was moved away: every line printed once, in order."""
+    """Python's WatchedFileHandler reopening after its file was moved away: every line printed once, in
+    order."""
     path = tmp_path / "app.log"
     handler = logging.handlers.WatchedFileHandler(path)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -252,7 +258,8 @@ def test_watched_file_handler_rotation_loses_and_repeats_nothing(tmp_path: Path,
 
 
 def test_delete_and_recreate_reads_the_deleted_file_to_its_end(tmp_path: Path, logtail: Any) -> None:
-    """After `rm`, lines written through the still-open descriptor of the deleted file are printed, then the recreated file from its first byte."""
+    """After `rm`, lines written through the still-open descriptor of the deleted file are printed, then the
+    recreated file from its first byte."""
     path = tmp_path / "app.log"
     writer = LineWriter(path)
     expected = writer.lines(range(10))
@@ -290,8 +297,11 @@ def test_truncation_in_place_restarts_at_offset_zero(tmp_path: Path, logtail: An
 
 
 @pytest.mark.parametrize("method", ["truncate", "logrotate-copytruncate"])
-def test_nul_run_left_by_writer_without_o_append_is_skipped(tmp_path: Path, logtail: Any, method: str) -> None:
-    """A writer without O_APPEND keeps its offset after a truncation, leaving a run of NULs: they are skipped, not printed."""
+def test_nul_run_left_by_writer_without_o_append_is_skipped(
+    tmp_path: Path, logtail: Any, method: str
+) -> None:
+    """A writer without O_APPEND keeps its offset after a truncation, leaving a run of NULs: they are
+    skipped, not printed."""
     path = tmp_path / "app.log"
     writer = LineWriter(path, append=False)
     first = writer.lines(range(20))
@@ -304,13 +314,16 @@ def test_nul_run_left_by_writer_without_o_append_is_skipped(tmp_path: Path, logt
     second = writer.lines(range(20, 23))
     assert path.read_bytes().startswith(b"\0" * 100), "the writer did not leave a hole of NULs"
     lines = proc.wait_for_lines(23)
-    assert all(b"\0" not in raw for raw in proc.raw_lines), [raw[:40] for raw in proc.raw_lines if b"\0" in raw]
+    assert all(b"\0" not in raw for raw in proc.raw_lines), [
+        raw[:40] for raw in proc.raw_lines if b"\0" in raw
+    ]
     assert lines == first + second
     writer.close()
 
 
 def test_logrotate_copytruncate_restarts_at_offset_zero(tmp_path: Path, logtail: Any) -> None:
-    """logrotate `copytruncate` is detected; the copy is not printed again and the truncated file is read from 0."""
+    """logrotate `copytruncate` is detected; the copy is not printed again and the truncated file is read
+    from 0."""
     path = tmp_path / "app.log"
     writer = LineWriter(path)
     expected = writer.lines(range(20))
@@ -325,7 +338,8 @@ def test_logrotate_copytruncate_restarts_at_offset_zero(tmp_path: Path, logtail:
 
 
 def test_copytruncate_unread_rest_is_read_from_the_copy(tmp_path: Path, logtail: Any) -> None:
-    """(issue 3) When logtail is behind at a copytruncate, the lines it had not read yet come from the rotated copy, once each."""
+    """(issue 3) When logtail is behind at a copytruncate, the lines it had not read yet come from the
+    rotated copy, once each."""
     path = tmp_path / "app.log"
     writer = LineWriter(path)
     expected = writer.lines(range(10))
@@ -380,7 +394,8 @@ def test_unterminated_last_line_is_printed_at_no_follow_end(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("how", ["mv", "rm"])
 def test_unterminated_last_line_is_printed_when_rotated_away(tmp_path: Path, logtail: Any, how: str) -> None:
-    """An unterminated last line is printed, with a newline, when its file is rotated away, before the new file's lines."""
+    """An unterminated last line is printed, with a newline, when its file is rotated away, before the new
+    file's lines."""
     path = tmp_path / "app.log"
     writer = LineWriter(path)
     writer.write("done\nhalf a line")
@@ -398,8 +413,9 @@ def test_unterminated_last_line_is_printed_when_rotated_away(tmp_path: Path, log
 
 
 def test_lines_of_two_files_never_interleave(tmp_path: Path, logtail: Any) -> None:
-    """Long lines from two fast writers: each output line is one intact line of one file, each file's lines in order."""
-    rng = random.Random(20240611)
+    """Long lines from two fast writers: each output line is one intact line of one file, each file's lines
+    in order."""
+    rng = random.Random(20240611)  # noqa: S311 - reproducible line lengths, not secrets
     plan = {
         name: [f"{seq:08d} " + name * rng.randint(1, 300_000) for seq in range(40)] for name in ("A", "B")
     }
@@ -420,13 +436,16 @@ def test_lines_of_two_files_never_interleave(tmp_path: Path, logtail: Any) -> No
     got: dict[str, list[str]] = {"A": [], "B": []}
     for line in proc.lines:
         name, sep, text = line.partition("|")
-        assert sep and name in got, f"mangled line start: {line[:60]!r}"
+        assert sep, f"mangled line start: {line[:60]!r}"
+        assert name in got, f"mangled line start: {line[:60]!r}"
         got[name].append(text)
     for name in plan:
         # compare cheaply first, then say which line broke
         if got[name] != plan[name]:
             for i, (have, want) in enumerate(zip(got[name], plan[name], strict=False)):
-                assert have == want, f"{name} line {i}: got {have[:20]!r}...{len(have)} bytes, want {len(want)}"
+                assert have == want, (
+                    f"{name} line {i}: got {have[:20]!r}...{len(have)} bytes, want {len(want)}"
+                )
             assert len(got[name]) == len(plan[name])
 
 
@@ -434,7 +453,8 @@ def test_lines_of_two_files_never_interleave(tmp_path: Path, logtail: Any) -> No
 
 
 def test_stdout_carries_only_the_files_bytes(tmp_path: Path, logtail: Any) -> None:
-    """stdout holds exactly the forwarded bytes; logtail's own messages (here: a missing file) go to stderr as structured log lines."""
+    """stdout holds exactly the forwarded bytes; logtail's own messages (here: a missing file) go to stderr
+    as structured log lines."""
     path = tmp_path / "app.log"
     content = b"alpha\nbeta \xce\xb2\n\tgamma  \n\n"
     path.write_bytes(content)
@@ -485,8 +505,12 @@ def test_signal_drains_every_file_then_exits_zero(tmp_path: Path, logtail: Any, 
     assert proc.stop(signum) == 0, proc.stderr
     lines = proc.lines
     assert len(lines) == 40_002
-    assert [line for line in lines if line.startswith("a ")] == ["a start"] + [f"a {i} {PAD}" for i in range(20_000)]
-    assert [line for line in lines if line.startswith("b ")] == ["b start"] + [f"b {i} {PAD}" for i in range(20_000)]
+    assert [line for line in lines if line.startswith("a ")] == ["a start"] + [
+        f"a {i} {PAD}" for i in range(20_000)
+    ]
+    assert [line for line in lines if line.startswith("b ")] == ["b start"] + [
+        f"b {i} {PAD}" for i in range(20_000)
+    ]
     assert_no_traceback(proc.stderr)
 
 
@@ -511,7 +535,7 @@ def test_sigterm_as_pid_1_drains_then_exits_zero(
     children = psutil.Process(proc.proc.pid).children()
     assert len(children) == 1
     status = Path(f"/proc/{children[0].pid}/status").read_text()
-    assert [line for line in status.splitlines() if line.startswith("NSpid:")][0].split()[-1] == "1"
+    assert next(line for line in status.splitlines() if line.startswith("NSpid:")).split()[-1] == "1"
     append(path, "".join(f"{i} {PAD}\n" for i in range(20_000)))
     os.kill(children[0].pid, signal.SIGTERM)
     assert proc.finish() == 0, proc.stderr
@@ -526,7 +550,9 @@ def test_sigterm_as_pid_1_drains_then_exits_zero(
     [("+1", slice(0, 10)), ("3", slice(7, 10)), ("+3", slice(2, 10)), ("0", slice(0, 0)),
      ("100", slice(0, 10)), ("+100", slice(0, 0)), ("1", slice(9, 10))],
 )  # fmt: skip
-def test_lines_option_selects_where_reading_starts(ten_lines: tuple[Path, list[str]], option: str, expected: slice) -> None:
+def test_lines_option_selects_where_reading_starts(
+    ten_lines: tuple[Path, list[str]], option: str, expected: slice
+) -> None:
     """-n +1 starts at the first line, -n N prints the last N lines, -n 0 nothing old, -n +K from line K."""
     path, lines = ten_lines
     result = run(["--no-follow", "-n", option, path])
@@ -546,7 +572,8 @@ def test_lines_default_is_from_the_first_line(ten_lines: tuple[Path, list[str]])
 def test_lines_zero_prints_only_new_lines_but_later_files_from_their_first_byte(
     tmp_path: Path, logtail: Any
 ) -> None:
-    """With -n 0, files present at start give only new lines, while a file that appears later is read from its first byte."""
+    """With -n 0, files present at start give only new lines, while a file that appears later is read from
+    its first byte."""
     a = tmp_path / "a.log"
     a.write_text("".join(f"old {i}\n" for i in range(10)))
     proc: Logtail = logtail("-n", "0", str(tmp_path / "*.log"))
@@ -568,7 +595,8 @@ def test_lines_zero_prints_only_new_lines_but_later_files_from_their_first_byte(
 
 
 def test_lines_n_prints_the_last_lines_then_follows(ten_lines: tuple[Path, list[str]], logtail: Any) -> None:
-    """With -n 2, the last two lines come first, then new lines, and a file appearing later from its first byte."""
+    """With -n 2, the last two lines come first, then new lines, and a file appearing later from its first
+    byte."""
     path, lines = ten_lines
     proc: Logtail = logtail("-n", "2", str(path.parent / "*.log"))
     assert proc.wait_for_lines(2) == lines[-2:]
@@ -640,7 +668,8 @@ def test_format_json_replaces_invalid_utf8(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     messages = [json.loads(line)["message"] for line in result.stdout.decode("utf-8").splitlines()]
     assert len(messages) == 3
-    assert messages[0].startswith("bad \ufffd") and messages[0].endswith("\ufffd end"), messages[0]
+    assert messages[0].startswith("bad \ufffd"), messages[0]
+    assert messages[0].endswith("\ufffd end"), messages[0]
     assert messages[1].startswith("trunc \ufffd"), messages[1]
     assert messages[2] == "ok"
     for message in messages:
@@ -681,10 +710,10 @@ def test_max_line_bytes_splits_long_lines_without_dropping(tmp_path: Path) -> No
 
 
 def test_default_max_line_bytes_is_one_mebibyte(tmp_path: Path) -> None:
-    """By default a line over 1 MiB is split into pieces of at most 1 MiB, and a 1 MiB-minus-one line is not."""
+    """By default a line over 1 MiB is split into pieces of at most 1 MiB; a shorter one is not."""
     path = tmp_path / "a.log"
     big = b"z" * (1024 * 1024 - 1)
-    long = (b"0123456789" * 300_000)[: 2_500_000]
+    long = (b"0123456789" * 300_000)[:2_500_000]
     path.write_bytes(big + b"\n" + long + b"\nafter\n")
     result = run(["--no-follow", path])
     lines = result.stdout.splitlines(keepends=True)
@@ -693,7 +722,8 @@ def test_default_max_line_bytes_is_one_mebibyte(tmp_path: Path) -> None:
 
 
 def test_max_line_bytes_emits_pieces_before_the_newline_arrives(tmp_path: Path, logtail: Any) -> None:
-    """A long line still being written is printed piece by piece (memory stays bounded), and nothing is dropped."""
+    """A long line still being written is printed piece by piece (memory stays bounded), and nothing is
+    dropped."""
     path = tmp_path / "a.log"
     writer = LineWriter(path)
     writer.write("short\n")
@@ -718,7 +748,9 @@ def test_name_equals_path_names_the_stream(tmp_path: Path) -> None:
     a.write_text("one\n")
     b.write_text("two\n")
     result = run(["--no-follow", "--format", "json", f"frontend={a}", b])
-    objects = sorted((json.loads(line) for line in result.stdout.splitlines()), key=lambda obj: obj["message"])
+    objects = sorted(
+        (json.loads(line) for line in result.stdout.splitlines()), key=lambda obj: obj["message"]
+    )
     assert objects == [
         {"message": "one", "name": "frontend", "file": str(a)},
         {"message": "two", "name": "b.log", "file": str(b)},
@@ -726,7 +758,8 @@ def test_name_equals_path_names_the_stream(tmp_path: Path) -> None:
 
 
 def test_options_and_paths_from_environment(tmp_path: Path, logtail: Any) -> None:
-    """LOGTAIL_PREFIX sets --prefix and LOGTAIL_FILES (space-separated) gives the paths, as Pod specs set env."""
+    """LOGTAIL_PREFIX sets --prefix and LOGTAIL_FILES (space-separated) gives the paths, as Pod specs set
+    env."""
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     a.write_text("one\n")
     b.write_text("two\n")
@@ -748,7 +781,8 @@ def test_environment_option_other_than_prefix(tmp_path: Path) -> None:
 
 
 def test_directory_as_path_is_a_usage_error(tmp_path: Path) -> None:
-    """A directory given as PATH: a one-line message naming it and saying it is a directory, exit 2, no traceback."""
+    """A directory given as PATH: a one-line message naming it and saying it is a directory, exit 2, no
+    traceback."""
     result = run([tmp_path])
     assert_usage_error(result, (str(tmp_path),), ("directory",))
 
@@ -777,7 +811,9 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path, unprivileged: None) ->
         (["--no-such-option"], ("--no-such-option",)),
     ],
 )
-def test_bad_option_value_is_a_usage_error(tmp_path: Path, args: list[str], mentions: tuple[str, ...]) -> None:
+def test_bad_option_value_is_a_usage_error(
+    tmp_path: Path, args: list[str], mentions: tuple[str, ...]
+) -> None:
     """A bad option value: a message naming the option, exit 2, no traceback."""
     path = tmp_path / "a.log"
     path.write_text("x\n")
@@ -794,7 +830,8 @@ def test_empty_name_is_a_usage_error(tmp_path: Path) -> None:
 def test_file_becoming_unreadable_warns_and_others_keep_flowing(
     tmp_path: Path, logtail: Any, unprivileged: None
 ) -> None:
-    """A followed file replaced by an unreadable one: a warning naming it, the old file's rest printed, the other files still followed."""
+    """A followed file replaced by an unreadable one: a warning naming it, the old file's rest printed, the
+    other files still followed."""
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     writer = LineWriter(a)
     writer.write("a1\n")
@@ -816,7 +853,8 @@ def test_file_becoming_unreadable_warns_and_others_keep_flowing(
 
 
 def test_file_readable_again_is_followed_again(tmp_path: Path, logtail: Any, unprivileged: None) -> None:
-    """Like `tail -F`, a followed file that became unreadable is read again, from its first byte, once it is readable."""
+    """Like `tail -F`, a followed file that became unreadable is read again, from its first byte, once it is
+    readable."""
     a, b = tmp_path / "a.log", tmp_path / "b.log"
     a.write_text("a1\n")
     b.write_text("b1\n")
@@ -841,7 +879,9 @@ def test_idle_logtail_uses_almost_no_cpu(tmp_path: Path, logtail: Any, mode: lis
     (tmp_path / "a.log").write_text("a\n")
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "b.log").write_text("b\n")
-    proc: Logtail = logtail(*mode, tmp_path / "a.log", tmp_path / "missing.log", str(tmp_path / "logs" / "*.log"))
+    proc: Logtail = logtail(
+        *mode, tmp_path / "a.log", tmp_path / "missing.log", str(tmp_path / "logs" / "*.log")
+    )
     proc.wait_for_lines(2)
     process = psutil.Process(proc.proc.pid)
     before, started = process.cpu_times(), time.monotonic()

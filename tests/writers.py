@@ -107,7 +107,9 @@ class NumberedWriter:
         ]
         if not self.append:
             argv.append("--no-append")
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while not self.path.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -231,7 +233,9 @@ def truncate(path: Path) -> None:
 class Logrotate:
     """The real ``logrotate`` with its own config and state file in ``workdir``, forced each time."""
 
-    def __init__(self, path: Path, workdir: Path, mode: str, *, postrotate: str = "", rotate: int = 1000) -> None:
+    def __init__(
+        self, path: Path, workdir: Path, mode: str, *, postrotate: str = "", rotate: int = 1000
+    ) -> None:
         assert mode in ("create", "copytruncate")
         self.path = Path(path)
         self.state = workdir / "logrotate.state"
@@ -253,7 +257,9 @@ class Logrotate:
         run_tool("logrotate", "-f", "-s", self.state, self.conf)
 
 
-def logrotate_create(path: Path, workdir: Path, *, signal_pid: int | None = None, delay: float = 0.1) -> Logrotate:
+def logrotate_create(
+    path: Path, workdir: Path, *, signal_pid: int | None = None, delay: float = 0.1
+) -> Logrotate:
     """logrotate in ``create`` mode; if ``signal_pid`` is given its postrotate script sends it SIGHUP
     ``delay`` seconds after the rename, as a real postrotate ``kill -HUP`` arrives late."""
     postrotate = f"sleep {delay}; kill -HUP {signal_pid}" if signal_pid is not None else ""

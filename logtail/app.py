@@ -319,7 +319,7 @@ class App:
         dirs |= {os.path.dirname(path) for path in self.followers}
         return dirs
 
-    def _on_change(self, directory: str | None, name: str | None) -> None:
+    def _on_change(self, directory: str | None, name: str | None, appeared: bool) -> None:
         if directory is None:
             for follower in self.followers.values():
                 follower.wake()
@@ -332,7 +332,8 @@ class App:
         for follower in self.followers.values():
             if follower.has_rotated and os.path.dirname(follower.path) == directory:
                 follower.wake()
-        self._discover()
+        if appeared:
+            self._discover()
 
     async def _sweep_forever(self) -> None:
         """The safety net (and, with --poll, the only mechanism): look at every file now and then."""

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 from logtail import logs
 
-# The callback receives the directory and the file's name, or (None, None) when events
-# were lost and everything must be looked at again.
-OnChange = Callable[[str | None, str | None], None]
+# The callback receives the directory, the file's name, and whether a name appeared there
+# (a file created or moved in); (None, None, True) when events were lost and everything
+# must be looked at again.
+OnChange = Callable[[str | None, str | None, bool], None]
 
 
 class DirectoryWatcher:
@@ -57,7 +58,7 @@ class DirectoryWatcher:
         async for event in self._inotify:
             if event.mask & mask.Q_OVERFLOW:
                 logs.get().warning("inotify queue overflowed; rescanning all files")
-                self._on_change(None, None)
+                self._on_change(None, None, True)
                 continue
             watch = event.watch
             if watch is None:
@@ -68,9 +69,10 @@ class DirectoryWatcher:
                 if self._watched.pop(directory, None) is not None and event.mask & mask.MOVE_SELF:
                     with contextlib.suppress(OSError):
                         self._inotify.rm_watch(watch)
-                self._on_change(directory, None)
+                self._on_change(directory, None, True)
                 continue
-            self._on_change(directory, os.fsdecode(event.name) if event.name is not None else None)
+            name = os.fsdecode(event.name) if event.name is not None else None
+            self._on_change(directory, name, bool(event.mask & (mask.CREATE | mask.MOVED_TO)))
 
     def close(self) -> None:
         self._inotify.close()

@@ -158,9 +158,15 @@ def counter_pod(env: dict[str, str], image: str, tmp_path: Path) -> Iterator[Pat
     remove()
     run(["podman", "kube", "play", "--network=none", str(spec)], env)  # logtail needs no network
     try:
-        yield Path(run(["podman", "volume", "inspect", "--format={{.Mountpoint}}", volumes[0]], env).strip())
+        yield volume_path("varlog", env)
     finally:
         remove()
+
+
+def volume_path(name: str, env: dict[str, str]) -> Path:
+    """Where the host keeps the files of the test Pod's volume ``name``."""
+    inspect = ["podman", "volume", "inspect", "--format={{.Mountpoint}}", VOLUME_PREFIX + name]
+    return Path(run(inspect, env).strip())
 
 
 def inspect(container: str, template: str, env: dict[str, str]) -> str:
@@ -228,4 +234,5 @@ def test_counter_pod_sidecars_print_every_line_and_drain_on_stop(
     for name in SIDECARS:
         state = inspect(f"{POD}-{name}", "{{.State.Status}} {{.State.ExitCode}}", env)
         assert state == "exited 0", f"{name}: {state}"
-        assert (state / f"{name}.json").is_file(), f"{name} wrote no checkpoint"
+        checkpoint = volume_path("logtail-state", env) / f"{name}.json"
+        assert checkpoint.is_file(), f"{name} wrote no checkpoint"

@@ -72,6 +72,7 @@ class Rotation:
         self.proc = proc
         self.count = 0
         self.copy_tails: set[bytes] = set()  # partial last lines a copy may have caught mid-write
+        self.log: list[str] = []  # per rotation: the last line before it and the first line after it
         self._action: Callable[[], set[int]] = {
             "logrotate-create": self._logrotate_create,
             "logrotate-copytruncate": self._logrotate_copytruncate,
@@ -88,7 +89,13 @@ class Rotation:
 
     def __call__(self) -> set[int]:
         self.count += 1
-        return self._action()
+        before = last_complete_seq(self.path) if self.path.exists() else None
+        at = time.monotonic()
+        destroyed = self._action()
+        if self.method != "rotating-file-handler":
+            wait_until(lambda: self.path.exists() and first_seq(self.path) is not None, 5, "a new first line")
+            self.log.append(f"#{self.count} t={at:.3f}: ..{before} | {first_seq(self.path)}..")
+        return destroyed
 
     def _nothing(self) -> set[int]:
         return set()
@@ -181,6 +188,14 @@ def test_every_line_printed_once_in_order_under_rotation(tmp_path: Path, logtail
     order (only lines the method itself destroys may be missing)."""
     path = tmp_path / "app.log"
     handler = {"rotating-file-handler": "rotating", "watched-file-handler": "watched"}.get(method, "plain")
+    # logtail starts first and opens the (empty) file before the writer starts: RotatingFileHandler
+    # rotates on its own from its first line on, and logtail cannot read a generation it never saw.
+    path.touch()
+    proc: Logtail = logtail(path)
+    logtail_process = psutil.Process(proc.proc.pid)
+    wait_until(
+        lambda: str(path) in [f.path for f in logtail_process.open_files()], 15, f"logtail to open {path}"
+    )
     writer = NumberedWriter(
         path,
         rate=RATE,
@@ -191,7 +206,6 @@ def test_every_line_printed_once_in_order_under_rotation(tmp_path: Path, logtail
     )
     tolerated: set[int] = set()
     try:
-        proc: Logtail = logtail(path)
         # Rotations start once logtail follows the file: a generation rotated away before a tailer
         # ever opened it is out of any tailer's reach.
         wait_until(lambda: last_printed(proc) >= 0, 15, f"logtail's first line: {proc.stderr}")
@@ -221,6 +235,9 @@ def test_every_line_printed_once_in_order_under_rotation(tmp_path: Path, logtail
         f"{len(tolerated)} lines inside logrotate's copy-to-truncate windows, "
         f"{count - len(set(parse_numbered(proc.raw_lines, PADDING)[0]))} not printed"
     )
-    assert not problems, f"{method}: " + "; ".join(problems) + f"\nstderr tail: {proc.stderr[-3000:]}"
+    assert not problems, (
+        f"{method}: " + "; ".join(problems) + "\nrotations (last line seen in the file before it, first "
+        f"line of the new file): {'; '.join(rotate.log)}\nstderr tail: {proc.stderr[-3000:]}"
+    )
     assert caught_up, f"logtail never printed the last line {count - 1}"
     assert status == 0, proc.stderr

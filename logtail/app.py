@@ -11,15 +11,17 @@ import asyncio
 import contextlib
 import functools
 import glob
+import itertools
 import os
 import re
 import signal
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict
 from typing import Any
 
-from logtail import checkpoint, locate, logs
+from logtail import checkpoint, files, locate, logs, rotation
 from logtail.config import Config, StartAt
 from logtail.errors import StdoutClosed
 from logtail.follower import Follower, Resume, Shared, Start
@@ -55,6 +57,10 @@ class App:
         self._skipped_for_limit: set[str] = set()
         self._child: asyncio.subprocess.Process | None = None
         self._signals = 0
+        self._checkpointing: asyncio.Task[None] | None = None
+        self._save_lock = threading.Lock()
+        self._save_numbers = itertools.count()
+        self._saved_number = -1
         self._status = EXIT_OK
         self.shared = Shared(
             config=config,
@@ -104,9 +110,7 @@ class App:
             self._load_checkpoint()
             self._discover(at_start=True)
             if self.config.command and not await self._start_command():
-                self._status = EXIT_COMMAND_NOT_RUN
-                await self._finish(drain=False)
-                return self._status
+                self.request_stop(EXIT_COMMAND_NOT_RUN)  # still print what the files hold
             if not self.config.follow:
                 background.append(asyncio.create_task(self._no_follow()))
             else:
@@ -115,7 +119,8 @@ class App:
                 if watcher is not None:
                     background.append(asyncio.create_task(watcher))
                 if self.config.checkpoint:
-                    background.append(asyncio.create_task(self._checkpoint_forever()))
+                    self._checkpointing = asyncio.create_task(self._checkpoint_forever())
+                    background.append(self._checkpointing)
                 if self.config.pids:
                     background.append(asyncio.create_task(self._watch_pids()))
                 if self._child is not None:
@@ -147,7 +152,9 @@ class App:
             with contextlib.suppress(StdoutClosed):
                 await self.stdout.flush()
         if self.config.checkpoint:
-            await asyncio.to_thread(self._save_checkpoint)
+            if self._checkpointing is not None:
+                self._checkpointing.cancel()
+            await asyncio.to_thread(self._save, next(self._save_numbers), self._positions())
         self._summary()
 
     async def _drain(self) -> None:
@@ -199,15 +206,17 @@ class App:
                 paths = sorted(glob.glob(spec.pattern))
                 if at_start and not paths:
                     self.log.warning("no file matches yet; watching for them", pattern=spec.pattern)
+                root = _glob_base(spec.pattern)
                 for path in paths:
                     if path not in self.followers and not self._ignored_match(path):
-                        self._add(path, spec.name_for(path), at_start, glob_member=True)
+                        self._add(path, spec.name_for(path), at_start, glob_member=True, root=root)
             elif (
                 at_start
                 and spec.pattern not in self.followers
                 and (self.config.follow or os.path.exists(spec.pattern))
             ):
-                self._add(spec.pattern, spec.name_for(spec.pattern), at_start, glob_member=False)
+                root = os.path.dirname(spec.pattern)
+                self._add(spec.pattern, spec.name_for(spec.pattern), at_start, glob_member=False, root=root)
 
     def _ignored_match(self, path: str) -> bool:
         """Glob matches never followed: directories, compressed rotations, logtail's own checkpoint."""
@@ -216,8 +225,10 @@ class App:
             return True
         return path.lower().endswith(locate.COMPRESSED) or os.path.isdir(path)
 
-    def _add(self, path: str, name: str, at_start: bool, glob_member: bool) -> None:
+    def _add(self, path: str, name: str, at_start: bool, glob_member: bool, root: str) -> None:
         if glob_member:
+            if not self._followable(path):
+                return
             if len(self.followers) >= self.config.max_files:
                 if path not in self._skipped_for_limit:
                     self._skipped_for_limit.add(path)
@@ -248,13 +259,25 @@ class App:
             start = self.config.start_at
         elif at_start and self._resuming:
             start = None  # not in the checkpoint: it appeared while logtail was down
-        follower = Follower(path, name, self.shared, start, glob_member=glob_member)
+        follower = Follower(path, name, self.shared, start, glob_member=glob_member, root=root)
         self.followers[path] = follower
         task = asyncio.create_task(follower.run(), name=f"follow {path}")
         self._tasks[follower] = task
         task.add_done_callback(functools.partial(self._follower_ended, follower))
         if self._watcher is not None:
             self._watcher.watch(os.path.dirname(path))
+
+    def _followable(self, path: str) -> bool:
+        """Whether a glob match is a regular file; anything else is reported once and passed over."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        reason = rotation.refusal(st)
+        if reason:
+            self.shared.warn_once("not following file", path, reason=reason)
+            return False
+        return True
 
     def _is_known_generation(self, path: str) -> bool:
         """Whether a glob match is a file already followed under another name (a rotated generation)."""
@@ -269,10 +292,13 @@ class App:
         if head is None:
             return False
         try:
-            with open(path, "rb") as fh:
-                return fh.read(len(head)) == head
-        except OSError:
+            fd, _ = files.open_regular(path, None)  # never a blocking open: it may be a FIFO by now
+        except (OSError, files.Refused):
             return False
+        try:
+            return os.pread(fd, len(head), 0) == head
+        finally:
+            os.close(fd)
 
     def _follower_ended(self, follower: Follower, task: asyncio.Task[None]) -> None:
         if self.followers.get(follower.path) is follower:
@@ -417,6 +443,9 @@ class App:
         except checkpoint.Unusable as exc:
             self.log.warning("ignoring unusable checkpoint", path=path, reason=str(exc))
             self._saved = None
+        else:
+            if self._saved is None:
+                self.log.warning("no checkpoint yet; starting as without one", path=path)
         self._resuming = self._saved is not None
 
     async def _checkpoint_forever(self) -> None:
@@ -424,20 +453,25 @@ class App:
         while True:
             await asyncio.sleep(self.config.checkpoint_interval)
             positions = self._positions()
-            if positions != last:
-                try:
-                    await asyncio.to_thread(checkpoint.save, self.config.checkpoint or "", positions)
-                    last = positions
-                except OSError as exc:
-                    self.log.warning(
-                        "could not save checkpoint", path=self.config.checkpoint, reason=str(exc)
-                    )
+            if positions != last and await asyncio.to_thread(self._save, next(self._save_numbers), positions):
+                last = positions
 
-    def _save_checkpoint(self) -> None:
-        try:
-            checkpoint.save(self.config.checkpoint or "", self._positions())
-        except OSError as exc:
-            self.log.error("could not save checkpoint", path=self.config.checkpoint, reason=str(exc))
+    def _save(self, number: int, positions: dict[str, checkpoint.Position]) -> bool:
+        """Save in a worker thread; a save taken earlier never lands after one taken later.
+
+        The periodic save can still be writing when the final one starts (cancelling its
+        task does not stop its thread), so saves are serialised and numbered.
+        """
+        with self._save_lock:
+            if number < self._saved_number:
+                return True  # a later position is on disk already
+            self._saved_number = number
+            try:
+                checkpoint.save(self.config.checkpoint or "", positions)
+            except OSError as exc:
+                self.log.warning("could not save checkpoint", path=self.config.checkpoint, reason=str(exc))
+                return False
+            return True
 
     def _positions(self) -> dict[str, checkpoint.Position]:
         positions: dict[str, checkpoint.Position] = {}

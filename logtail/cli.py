@@ -77,7 +77,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option(
     "-n",
     "--lines",
-    "start_at",
+    "lines",
     type=_StartAtType(),
     default="+1",
     show_default=True,
@@ -92,7 +92,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 @click.option("--prefix", metavar="TEMPLATE", help="Put before every line, with {name} and {path} filled in.")
 @click.option(
     "--format",
-    "fmt",
+    "format",
     type=click.Choice([f.value for f in Format]),
     default="raw",
     show_default=True,
@@ -113,9 +113,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     metavar="SECONDS",
     help="How often every file is checked (a safety net for inotify, or the only check with --poll).",
 )
-@click.option(
-    "--poll", "poll_only", is_flag=True, help="Do not use inotify (NFS and other network file systems)."
-)
+@click.option("--poll", is_flag=True, help="Do not use inotify (NFS and other network file systems).")
 @click.option(
     "--rotate-wait",
     type=click.FloatRange(min=0),
@@ -152,7 +150,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--pid",
-    "pids",
+    "pid",
     type=click.IntRange(min=1),
     multiple=True,
     help="Stop (after reading every file to its end) once these processes have exited.",
@@ -169,7 +167,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--exec",
-    "run_command",
+    "exec",
     is_flag=True,
     help="Run the command given after '--', follow while it runs, exit with its status.",
 )
@@ -182,7 +180,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--follow-symlinks-anywhere",
-    "symlinks_anywhere",
+    "follow_symlinks_anywhere",
     is_flag=True,
     help="Follow symlinks whose target lies outside the link's directory (refused by default).",
 )
@@ -209,7 +207,18 @@ def command(ctx: click.Context, /, paths: tuple[str, ...], **options: Any) -> in
     """
     logs.configure(options.pop("log_level"), options.pop("log_format"))
     command_args: tuple[str, ...] = ctx.meta.get("logtail.command", ())
-    config = build_config(paths, command_args, **options)
+    # Parameters are named after their options so that LOGTAIL_<OPTION> works for every one.
+    config = build_config(
+        paths,
+        command_args,
+        run_command=options.pop("exec"),
+        fmt=options.pop("format"),
+        start_at=options.pop("lines"),
+        poll_only=options.pop("poll"),
+        pids=options.pop("pid"),
+        symlinks_anywhere=options.pop("follow_symlinks_anywhere"),
+        **options,
+    )
     from logtail.app import App
 
     return asyncio.run(App(config).run())

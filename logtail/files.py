@@ -16,8 +16,12 @@ class Refused(Exception):
     """Raised when a path exists but must not (or cannot) be followed; the message says why."""
 
 
-def open_regular(path: str, symlinks_anywhere: bool = False) -> tuple[int, os.stat_result]:
+def open_regular(path: str, root: str | None) -> tuple[int, os.stat_result]:
     """Open ``path`` read-only; return the descriptor and its stat. Raise FileNotFoundError or Refused.
+
+    ``root`` is the directory the user named (the parent of a path, the fixed part of a
+    glob): the file must resolve to somewhere below it, so neither a symlinked file nor a
+    symlinked directory that the application created can lead outside. None allows anything.
 
     The type is checked before opening (so a device's open has no side effects) and again on
     the descriptor (so a swap between the two checks is caught). ``O_NONBLOCK`` makes a FIFO
@@ -43,16 +47,16 @@ def open_regular(path: str, symlinks_anywhere: bool = False) -> tuple[int, os.st
         reason = rotation.refusal(st)
         if reason:
             raise Refused(reason)
-        if not symlinks_anywhere:
-            _check_stays_inside(path, fd)
+        if root is not None:
+            _check_stays_inside(path, root, fd)
     except BaseException:
         os.close(fd)
         raise
     return fd, st
 
 
-def _check_stays_inside(path: str, fd: int) -> None:
-    directory = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+def _check_stays_inside(path: str, root: str, fd: int) -> None:
+    directory = os.path.realpath(root)
     try:
         target = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:

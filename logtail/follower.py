@@ -22,7 +22,7 @@ from typing import Any
 
 import aiofiles
 
-from logtail import files, locate
+from logtail import files, locate, rotation
 from logtail.config import Config, StartAt
 from logtail.framing import LineFramer
 from logtail.output import Render, Stdout, Tally, renderer
@@ -107,8 +107,11 @@ Start = StartAt | Resume | None  # None: from the first byte (a file that appear
 class Follower:
     """Follows one path by name, like ``tail -F``, across every kind of rotation."""
 
-    def __init__(self, path: str, name: str, shared: Shared, start: Start, *, glob_member: bool) -> None:
+    def __init__(
+        self, path: str, name: str, shared: Shared, start: Start, *, glob_member: bool, root: str
+    ) -> None:
         self.path = path
+        self.root = root  # what the user named; symlinks must not lead out of it
         self.name = name
         self.stats = Stats()
         self.printed = Tally()
@@ -213,6 +216,8 @@ class Follower:
             if self.gens and self._shared.flush_partial_at_end:
                 await self._emit(self.gens[0], self.gens[0].framer.flush())
             self.done = True
+        elif self._glob_member and self.missing and not self.gens:
+            self.done = True  # matched by a glob, gone before it could be opened
         elif self._glob_member and self.missing and len(self.gens) == 1:
             # A file matched by a glob that went away: close it once it has been quiet.
             delay = retire_delay(True, _idle_for(self.gens[0].fd), self._config.rotate_wait, False)
@@ -368,7 +373,10 @@ class Follower:
 
     async def _open(self, path: str) -> tuple[int, os.stat_result] | None:
         try:
-            return files.open_regular(path, self._config.symlinks_anywhere)
+            root = None if self._config.symlinks_anywhere else self.root
+            if root is not None and not rotation.inside(root, os.path.abspath(path)):
+                root = os.path.dirname(os.path.abspath(path))  # a --rotated place the user named
+            return files.open_regular(path, root)
         except FileNotFoundError:
             return None
         except files.Refused as refused:

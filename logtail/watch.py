@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 
 from logtail import logs
@@ -41,6 +42,8 @@ class DirectoryWatcher:
         self._inotify = Inotify()  # raises OSError where inotify is unavailable or exhausted
         self._on_change = on_change
         self._watched: dict[str, object] = {}
+        self._overflows = 0
+        self._overflow_reported = -3600.0
 
     def watch(self, directory: str) -> None:
         """Start watching ``directory`` if it exists and is not watched yet."""
@@ -57,7 +60,13 @@ class DirectoryWatcher:
         mask = self._mask
         async for event in self._inotify:
             if event.mask & mask.Q_OVERFLOW:
-                logs.get().warning("inotify queue overflowed; rescanning all files")
+                # Harmless (everything is looked at again) and frequent under a burst of small
+                # writes, so said once a minute at most.
+                self._overflows += 1
+                now = time.monotonic()
+                if now - self._overflow_reported > 60:
+                    logs.get().info("inotify queue overflowed; rescanning all files", times=self._overflows)
+                    self._overflow_reported, self._overflows = now, 0
                 self._on_change(None, None, True)
                 continue
             watch = event.watch

@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # logtail as a streaming sidecar: one process, PID 1, non-root, read-only root filesystem.
 #
 #   podman build -t logtail-sidecar .            (or: docker build -t logtail-sidecar .)
@@ -24,11 +23,13 @@ RUN /opt/tools/bin/pip wheel --no-deps --wheel-dir /tmp/dist . \
  && /opt/logtail/bin/logtail --version
 
 FROM ${BASE_IMAGE} AS runtime
+ARG BASE_IMAGE
 ARG VERSION=unknown
 LABEL org.opencontainers.image.title="logtail" \
       org.opencontainers.image.description="Follows log files like tail -n+1 -F and prints every line on stdout: a streaming sidecar for Kubernetes Pods." \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.version="${VERSION}"
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 COPY --from=build /opt/logtail /opt/logtail
 # Unbuffered: a line reaches the container log as soon as it is written. No bytecode writes:
 # the root filesystem is read-only; the wheel's modules were compiled at install time.

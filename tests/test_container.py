@@ -99,7 +99,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Environment for podman: runc and rlimits this machine allows, without touching global config."""
     require("podman")
     conf = tmp_path_factory.mktemp("podman") / "containers.conf"
-    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]  # podman's default is above it on some hosts
+    nofile = 1 << 20 if nofile == resource.RLIM_INFINITY else nofile
     conf.write_text(
         f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc=4096:4096"]\n'
         '[engine]\nruntime = "runc"\n'
@@ -118,6 +119,7 @@ def image(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
         with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
             change = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
             run(["podman", "import", "--change", change, "-", BASE_IMAGE], env, timeout=300, stdin=tar.stdout)
+        assert tar.returncode == 0, f"tar of {rootfs} failed"
         shutil.rmtree(rootfs)
     # pip in the build reaches the package index through this machine's certificates, mounted for
     # the RUN steps only, and through the host's network (no container network stack needed).
@@ -130,7 +132,7 @@ def image(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def counter_pod(env: dict[str, str], image: str, tmp_path: Path) -> Iterator[Path]:
-    """examples/counter-pod.yaml played with local images and COUNT_SCRIPT; yields its log directory.
+    """examples/counter-pod.yaml played with local images and COUNT_SCRIPT; yields its /var/log on the host.
 
     Its volumes get names of the test's own, so a run interrupted before its cleanup cannot hand stale
     files or checkpoints to the next one, and no one else's volume is touched.
@@ -158,15 +160,18 @@ def counter_pod(env: dict[str, str], image: str, tmp_path: Path) -> Iterator[Pat
     remove()
     run(["podman", "kube", "play", "--network=none", str(spec)], env)  # logtail needs no network
     try:
-        yield volume_path("varlog", env)
+        yield mounted(f"{POD}-count", "/var/log", env)[0]
     finally:
         remove()
 
 
-def volume_path(name: str, env: dict[str, str]) -> Path:
-    """Where the host keeps the files of the test Pod's volume ``name``."""
-    inspect = ["podman", "volume", "inspect", "--format={{.Mountpoint}}", VOLUME_PREFIX + name]
-    return Path(run(inspect, env).strip())
+def mounted(container: str, destination: str, env: dict[str, str]) -> tuple[Path, bool]:
+    """The host directory mounted at ``destination`` in the container, and whether it is writable there."""
+    template = (
+        '{{range .Mounts}}{{if eq .Destination "' + destination + '"}}{{.Source}} {{.RW}}{{end}}{{end}}'
+    )
+    source, writable = inspect(container, template, env).split()
+    return Path(source), writable == "true"
 
 
 def inspect(container: str, template: str, env: dict[str, str]) -> str:
@@ -205,6 +210,7 @@ def test_counter_pod_sidecars_print_every_line_and_drain_on_stop(
     sidecars = [f"{POD}-{name}" for name in SIDECARS]
     for sidecar in sidecars:
         assert inspect(sidecar, "{{.HostConfig.ReadonlyRootfs}}", env) == "true"
+        assert mounted(sidecar, "/var/log", env) == (counter_pod, False), "logs not shared read-only"
     # Frozen during the burst, the sidecars are thousands of lines behind when they are thawed and
     # stopped at once: the SIGTERM arrives before they can catch up, and only the drain prints the rest.
     run(["podman", "pause", *sidecars], env)
@@ -223,16 +229,11 @@ def test_counter_pod_sidecars_print_every_line_and_drain_on_stop(
     assert logs(f"{POD}-count-log-1", env) == one, f"{printed_before_stop} lines printed before the stop"
     assert logs(f"{POD}-count-log-2", env) == two
     combined = logs(f"{POD}-count-log-all", env)
-    state = Path(
-        run(
-            ["podman", "volume", "inspect", "--format={{.Mountpoint}}", f"{VOLUME_PREFIX}logtail-state"], env
-        ).strip()
-    )
     assert [line.removeprefix("[one] ") for line in combined if line.startswith("[one] ")] == one
     assert [line.removeprefix("[two] ") for line in combined if line.startswith("[two] ")] == two
     assert len(combined) == len(one) + len(two), "a line without its [one] or [two] prefix"
     for name in SIDECARS:
         state = inspect(f"{POD}-{name}", "{{.State.Status}} {{.State.ExitCode}}", env)
         assert state == "exited 0", f"{name}: {state}"
-        checkpoint = volume_path("logtail-state", env) / f"{name}.json"
+        checkpoint = mounted(f"{POD}-{name}", "/var/lib/logtail", env)[0] / f"{name}.json"
         assert checkpoint.is_file(), f"{name} wrote no checkpoint"

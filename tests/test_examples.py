@@ -64,10 +64,11 @@ def quantity(value: str | int) -> float:
 def emptydir_mount(spec: dict[str, Any], container: dict[str, Any], path: str) -> dict[str, Any] | None:
     """The container's mount of an emptyDir volume that holds ``path``, if any."""
     emptydirs = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
-    for mount in container.get("volumeMounts", []):
-        if mount["name"] in emptydirs and PurePosixPath(path).is_relative_to(mount["mountPath"]):
-            return mount
-    return None
+    holding = [
+        m for m in container.get("volumeMounts", []) if PurePosixPath(path).is_relative_to(m["mountPath"])
+    ]
+    innermost = max(holding, key=lambda m: len(m["mountPath"]), default=None)
+    return innermost if innermost and innermost["name"] in emptydirs else None
 
 
 LOGTAIL_CONTAINERS = [
@@ -125,7 +126,7 @@ def test_logtail_has_requests_within_limits(spec: dict[str, Any], container: dic
 def test_logtail_follows_files_in_a_mounted_directory(
     spec: dict[str, Any], container: dict[str, Any]
 ) -> None:
-    """Files are followed through a whole-directory emptyDir mount, where renames stay visible."""
+    """Files are followed through a read-only, whole-directory emptyDir mount, where renames stay visible."""
     args = [str(arg) for arg in container.get("args", [])]
     files = [arg.split("=", 1)[-1] for arg in args if arg.split("=", 1)[-1].startswith("/")]
     files = [f for f in files if f != option(container, "checkpoint")]
@@ -135,10 +136,11 @@ def test_logtail_follows_files_in_a_mounted_directory(
         assert mount, f"{path} is not inside an emptyDir mount"
         assert "subPath" not in mount, f"{path}: mount the whole directory, not a single file"
         assert "subPathExpr" not in mount, f"{path}: mount the whole directory, not a single file"
+        assert mount.get("readOnly") is True, f"{path}: a log forwarder needs no write access to the logs"
 
 
 def test_each_logtail_keeps_its_own_checkpoint_in_the_shared_volume() -> None:
-    """A checkpoint survives a sidecar restart (emptyDir) and no two sidecars of a Pod share one."""
+    """A checkpoint survives a sidecar restart (writable emptyDir) and no two sidecars of a Pod share one."""
     for path in MANIFESTS:
         for doc in documents(path):
             spec = pod_spec(doc)
@@ -147,7 +149,9 @@ def test_each_logtail_keeps_its_own_checkpoint_in_the_shared_volume() -> None:
             for container in (c for c in containers if "logtail" in c["image"]):
                 checkpoint = option(container, "checkpoint")
                 assert checkpoint, f"{path.name}:{container['name']} has no --checkpoint"
-                assert emptydir_mount(spec, container, checkpoint), f"{checkpoint} is not in an emptyDir"
+                mount = emptydir_mount(spec, container, checkpoint)
+                assert mount, f"{checkpoint} is not in an emptyDir"
+                assert not mount.get("readOnly"), f"{checkpoint} is on a read-only mount"
                 checkpoints.append(checkpoint)
             assert len(checkpoints) == len(set(checkpoints)), f"{path.name}: shared checkpoint file"
 

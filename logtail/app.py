@@ -8,6 +8,7 @@ drain deadline, saves the checkpoint and reports what was done.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import glob
@@ -19,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from logtail import checkpoint, files, locate, logs, rotation
 from logtail.config import Config, StartAt
@@ -27,6 +28,9 @@ from logtail.errors import StdoutClosed
 from logtail.follower import Follower, Resume, Shared, Start
 from logtail.output import Stdout
 from logtail.rotation import FileId
+
+if TYPE_CHECKING:
+    from logtail.watch import DirectoryWatcher
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -36,6 +40,8 @@ EXIT_COMMAND_NOT_RUN = 127  # as a shell reports a command it could not run
 # How many closed files to remember, so a glob that also matches rotated names does not
 # print a rotated generation a second time.
 _RETIRED_MEMORY = 4096
+# With inotify, how often every file is also looked at with stat, in case events were lost.
+_FULL_SWEEP = 30.0
 
 
 class App:
@@ -52,7 +58,7 @@ class App:
         self._saved: dict[str, checkpoint.Position] | None = None
         self._resuming = False
         self._last_data = time.monotonic()
-        self._watcher: Any = None
+        self._watcher: DirectoryWatcher | None = None
         self._retired: OrderedDict[FileId, bytes] = OrderedDict()
         self._skipped_for_limit: set[str] = set()
         self._child: asyncio.subprocess.Process | None = None
@@ -101,6 +107,9 @@ class App:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        # Large reads and the occasional slow stat are all the workers do: two are plenty,
+        # and every extra thread costs a stack and a malloc arena in every sidecar.
+        loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(2, "logtail-io"))
         self._stop = loop.create_future()
         self._abort_drain = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -339,9 +348,12 @@ class App:
             self._watcher.watch(directory)
         return self._watcher.run()
 
+    def _glob_bases(self) -> set[str]:
+        return {_glob_base(spec.pattern) for spec in self.config.streams if spec.is_glob}
+
     def _directories(self) -> set[str]:
         dirs = {os.path.dirname(spec.pattern) for spec in self.config.streams if not spec.is_glob}
-        dirs |= {_glob_base(spec.pattern) for spec in self.config.streams if spec.is_glob}
+        dirs |= self._glob_bases()
         dirs |= {os.path.dirname(path) for path in self.followers}
         return dirs
 
@@ -362,21 +374,39 @@ class App:
             self._discover()
 
     async def _sweep_forever(self) -> None:
-        """The safety net (and, with --poll, the only mechanism): look at every file now and then."""
+        """The safety net (and, with --poll, the only mechanism): look at files now and then.
+
+        Where inotify watches a follower's directory, its events already cover the file;
+        those followers are looked at only every ``_FULL_SWEEP`` seconds (for lost events),
+        so a thousand idle files cost next to nothing. Rotated-away generations, which may
+        have moved to another directory, are looked at every time.
+        """
         signatures: dict[str, tuple[Any, ...]] = {}
+        last_full = time.monotonic()
         while True:
             await asyncio.sleep(self.config.poll_interval)
-            self._discover()
-            if self._watcher is not None:
+            watcher = self._watcher
+            if watcher is not None:
                 for directory in self._directories():
-                    self._watcher.watch(directory)
+                    watcher.watch(directory)
+            full = watcher is None or time.monotonic() - last_full >= _FULL_SWEEP
+            if full:
+                last_full = time.monotonic()
+            if full or (watcher is not None and not all(map(watcher.watching, self._glob_bases()))):
+                self._discover()  # with inotify, new matches in watched directories arrive as events
             for path, follower in list(self.followers.items()):
+                # Events come from the directory the file really is in: a symlinked path's own
+                # directory does not see writes to its target.
+                covered = watcher is not None and watcher.watching(os.path.dirname(path))
+                if covered and not full and not follower.has_rotated and not follower.via_symlink:
+                    continue
                 signature = _signature(follower)
                 if signatures.get(path) != signature:
                     signatures[path] = signature
                     follower.wake()
-            for path in [p for p in signatures if p not in self.followers]:
-                del signatures[path]
+            if full:
+                for path in [p for p in signatures if p not in self.followers]:
+                    del signatures[path]
 
     async def _no_follow(self) -> None:
         missing = [

@@ -23,28 +23,28 @@ from typing import Any
 import aiofiles
 
 from logtail import files, locate, rotation
-from logtail.config import Config, StartAt
+from logtail.config import FIRST_LINE, Config, StartAt
 from logtail.framing import LineFramer
 from logtail.output import Render, Stdout, Tally, renderer
 from logtail.rotation import Change, FileId, classify, retire_delay
 
 READ_SIZE = 256 * 1024
+INLINE_READ = 64 * 1024
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
 BURST = 8 * 1024 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class Stats:
     rotations: int = 0
     truncations: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Generation:
     """One file that is or was at the followed path, open, with what has been read of it."""
 
-    file: Any  # aiofiles' async wrapper of the unbuffered file
     fd: int
     id: FileId
     offset: int  # next byte to read; everything before it went through the framer
@@ -52,6 +52,17 @@ class Generation:
     printed: int = 0  # everything before this offset is on stdout (what a checkpoint may record)
     window: bytes = b""  # the last bytes before ``offset``, to notice a rewrite in place
     is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
+    _async: Any = None  # aiofiles' wrapper, made on the first large read
+
+    async def read(self, size: int) -> bytes:
+        if os.fstat(self.fd).st_size - self.offset <= INLINE_READ:
+            # A few lines just written are in the page cache: reading them here takes
+            # microseconds, a hop to a worker thread would add latency to every line.
+            return os.read(self.fd, size)
+        if self._async is None:
+            self._async = await aiofiles.open(self.fd, "rb", buffering=0, closefd=False)
+        data: bytes = await self._async.read(size)
+        return data
 
     def note_read(self, data: bytes) -> None:
         self.offset += len(data)
@@ -59,6 +70,16 @@ class Generation:
             self.window = data[-locate.WINDOW :]
         else:
             self.window = (self.window + data)[-locate.WINDOW :]
+
+    def rewind(self, max_line_bytes: int) -> None:
+        """Start again from the first byte (the file was truncated)."""
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.framer = LineFramer(max_line_bytes)
+        self.offset = self.printed = 0
+        self.window = b""
+
+    def close(self) -> None:
+        files.close_quietly(self.fd)
 
 
 @dataclass(frozen=True)
@@ -118,6 +139,7 @@ class Follower:
         self.gens: deque[Generation] = deque()
         self.done = False
         self.missing = False
+        self.via_symlink = False  # the path is a symlink: inotify on its directory misses the writes
         self._shared = shared
         self._config = shared.config
         self._render: Render = renderer(self._config.format, self._config.prefix, name, path)
@@ -156,7 +178,7 @@ class Follower:
                 self._timer.cancel()
             self._last_snapshot = self.snapshot()  # the checkpoint at exit is saved after this
             for gen in self.gens:
-                await gen.file.close()
+                gen.close()
             self.gens.clear()
 
     def unread(self) -> int:
@@ -238,7 +260,7 @@ class Follower:
             while budget > 0 and not self.done:
                 if target is not None and gen.offset >= target:
                     break
-                data = await gen.file.read(READ_SIZE)
+                data = await gen.read(READ_SIZE)
                 if not data:
                     break
                 gen.note_read(data)
@@ -282,7 +304,7 @@ class Follower:
         self.gens.popleft()
         with contextlib.suppress(OSError):
             self._shared.on_retire(gen.id, os.pread(gen.fd, locate.WINDOW, 0))
-        await gen.file.close()
+        gen.close()
 
     # -- what is at the path now --------------------------------------------------------
 
@@ -325,14 +347,15 @@ class Follower:
             self._start = start
             return
         fd, st = opened
+        self.via_symlink = os.path.islink(self.path)
         file_id = FileId.of(st)
         if any(g.id == file_id for g in self.gens):
             os.close(fd)  # the path went back to a file already open (a symlink flipped back)
             return
         offset = 0
-        if isinstance(start, StartAt):
+        if isinstance(start, StartAt) and start != FIRST_LINE:
             offset = await asyncio.to_thread(locate.start_offset, fd, st.st_size, start)
-        gen = await self._generation(fd, file_id, offset)
+        gen = self._generation(fd, file_id, offset)
         if rotated:
             self.stats.rotations += 1
             self._shared.log.info("file rotated", path=self.path, name=self.name)
@@ -353,7 +376,7 @@ class Follower:
             if FileId.of(st) != found.id:
                 os.close(fd)
                 continue
-            self.gens.append(await self._generation(fd, found.id, 0))
+            self.gens.append(self._generation(fd, found.id, 0))
             self.stats.rotations += 1
             self._shared.log.info("reading a rotated file that was missed", path=self.path, file=found.path)
 
@@ -367,7 +390,7 @@ class Follower:
             if FileId.of(st) != step.id or any(g.id == step.id for g in self.gens):
                 os.close(fd)
                 continue
-            self.gens.append(await self._generation(fd, step.id, step.offset))
+            self.gens.append(self._generation(fd, step.id, step.offset))
             if step.path != self.path:
                 self._shared.log.info("resuming in rotated file", path=self.path, file=step.path)
 
@@ -383,11 +406,10 @@ class Follower:
             self._shared.warn_once("not following file", path, reason=str(refused))
             return None
 
-    async def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
+    def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
         if offset:
             os.lseek(fd, offset, os.SEEK_SET)
-        handle = await aiofiles.open(fd, "rb", buffering=0)
-        gen = Generation(handle, fd, file_id, offset, LineFramer(self._config.max_line_bytes), printed=offset)
+        gen = Generation(fd, file_id, offset, LineFramer(self._config.max_line_bytes), printed=offset)
         if offset:
             gen.window = locate.window_before(fd, offset)
         return gen
@@ -399,17 +421,14 @@ class Follower:
         opened = await self._open(copy) if copy else None
         if opened is not None:
             fd, st = opened
-            rest = await self._generation(fd, FileId.of(st), gen.offset)
+            rest = self._generation(fd, FileId.of(st), gen.offset)
             rest.framer, rest.printed, rest.is_copy = gen.framer, gen.printed, True
             self.gens.insert(self.gens.index(gen), rest)
             self._shared.log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
         else:
             await self._emit(gen, gen.framer.flush())
             self._shared.log.info("file truncated; reading it from the start", path=self.path)
-        gen.framer = LineFramer(self._config.max_line_bytes)
-        gen.offset = gen.printed = 0
-        gen.window = b""
-        await gen.file.seek(0)
+        gen.rewind(self._config.max_line_bytes)
 
     def _wake_in(self, delay: float) -> None:
         if self._timer:

@@ -78,6 +78,9 @@ class Stdout:
         self._fd = fd
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed: StdoutClosed | None = None
+        self._queued = 0  # jobs handed to the thread and not finished; only the event loop counts
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLOUT)
         self._thread = threading.Thread(target=self._run, name="logtail-stdout", daemon=True)
         self._thread.start()
 
@@ -89,9 +92,21 @@ class Stdout:
         done: asyncio.Future[None] = loop.create_future()
         if self._closed is not None:
             done.set_exception(self._closed)
+        elif block and not self._queued and len(block) <= select.PIPE_BUF and self._writable():
+            # A few lines with nothing queued before them and room in the pipe: write them
+            # here, so a followed line costs no thread hop. A write of at most PIPE_BUF
+            # bytes to a pipe with room never blocks and is never split.
+            _settle(done, self._write(block, render, tally))
         else:
+            self._queued += 1
             self._jobs.put((block, render, tally, done, loop))
         return done
+
+    def _writable(self) -> bool:
+        try:
+            return bool(self._poll.poll(0))
+        except OSError:
+            return False
 
     async def flush(self) -> None:
         """Wait until everything submitted before is written."""
@@ -103,22 +118,31 @@ class Stdout:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             block, render, tally, done, loop = job
-            error: BaseException | None = self._closed
-            if error is None and block:
-                data = render(block)
-                try:
-                    _write_all(self._fd, data)
-                except OSError as exc:
-                    if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):
-                        self._closed = StdoutClosed(f"stdout was closed ({os.strerror(exc.errno)})")
-                        error = self._closed
-                    else:
-                        error = exc
-                else:
-                    if tally is not None:
-                        tally.lines += data.count(b"\n")
-                        tally.bytes += len(block)
-            loop.call_soon_threadsafe(_settle, done, error)
+            error = self._write(block, render, tally)
+            loop.call_soon_threadsafe(self._finished, done, error)
+
+    def _finished(self, done: asyncio.Future[None], error: BaseException | None) -> None:
+        self._queued -= 1
+        _settle(done, error)
+
+    def _write(self, block: bytes, render: Render, tally: Tally | None) -> BaseException | None:
+        """Render and write one block; return the error instead of raising it."""
+        if self._closed is not None:
+            return self._closed
+        if not block:
+            return None
+        data = render(block)
+        try:
+            _write_all(self._fd, data)
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):
+                self._closed = StdoutClosed(f"stdout was closed ({os.strerror(exc.errno)})")
+                return self._closed
+            return exc
+        if tally is not None:
+            tally.lines += data.count(b"\n")
+            tally.bytes += len(block)
+        return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -19,6 +19,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,11 @@ class App:
         background: list[asyncio.Task[Any]] = []
         try:
             self._load_checkpoint()
+            # Watches first: a change between a follower's first read and its watch would
+            # otherwise go unnoticed until the next full sweep.
+            watching = self._start_watcher() if self.config.follow else None
+            if watching is not None:
+                background.append(asyncio.create_task(watching))
             self._discover(at_start=True)
             if self.config.command and not await self._start_command():
                 self.request_stop(EXIT_COMMAND_NOT_RUN)  # still print what the files hold
@@ -124,9 +130,6 @@ class App:
                 background.append(asyncio.create_task(self._no_follow()))
             else:
                 background.append(asyncio.create_task(self._sweep_forever()))
-                watcher = self._start_watcher()
-                if watcher is not None:
-                    background.append(asyncio.create_task(watcher))
                 if self.config.checkpoint:
                     self._checkpointing = asyncio.create_task(self._checkpoint_forever())
                     background.append(self._checkpointing)
@@ -274,7 +277,7 @@ class App:
         self._tasks[follower] = task
         task.add_done_callback(functools.partial(self._follower_ended, follower))
         if self._watcher is not None:
-            self._watcher.watch(os.path.dirname(path))
+            self._watcher.watch(os.path.dirname(path))  # before the follower's first read
 
     def _followable(self, path: str) -> bool:
         """Whether a glob match is a regular file; anything else is reported once and passed over."""
@@ -334,7 +337,7 @@ class App:
 
     # -- noticing changes -------------------------------------------------------------
 
-    def _start_watcher(self) -> Any:
+    def _start_watcher(self) -> Coroutine[Any, Any, None] | None:
         if self.config.poll_only:
             return None
         try:
@@ -373,6 +376,11 @@ class App:
         if appeared:
             self._discover()
 
+    def _wake_directory(self, directory: str) -> None:
+        for follower in self.followers.values():
+            if os.path.dirname(follower.path) == directory:
+                follower.wake()
+
     async def _sweep_forever(self) -> None:
         """The safety net (and, with --poll, the only mechanism): look at files now and then.
 
@@ -388,7 +396,8 @@ class App:
             watcher = self._watcher
             if watcher is not None:
                 for directory in self._directories():
-                    watcher.watch(directory)
+                    if watcher.watch(directory):
+                        self._wake_directory(directory)  # it may have changed before it was watched
             full = watcher is None or time.monotonic() - last_full >= _FULL_SWEEP
             if full:
                 last_full = time.monotonic()

@@ -241,6 +241,11 @@ def build_config(
         raise ConfigError("no PATH given (as arguments or in LOGTAIL_FILES)")
     if run_command and not command_args:
         raise ConfigError("--exec needs a command after '--', e.g. --exec -- make test")
+    unknown = sorted(set(re.findall(r"\{(\w*)\}", prefix or "")) - {"name", "path"})
+    if unknown:
+        raise ConfigError(
+            f"--prefix {prefix!r}: unknown placeholder {{{unknown[0]}}} (use {{name}} or {{path}})"
+        )
     if prefix and "\n" in prefix:
         raise ConfigError("--prefix must not contain a newline: every line of a file stays one line")
     if prefix and fmt == Format.JSON.value:

@@ -45,13 +45,15 @@ class DirectoryWatcher:
         self._overflows = 0
         self._overflow_reported = -3600.0
 
-    def watch(self, directory: str) -> None:
-        """Start watching ``directory`` if it exists and is not watched yet."""
+    def watch(self, directory: str) -> bool:
+        """Start watching ``directory`` if it exists and is not watched yet; say whether that happened."""
         if directory in self._watched:
-            return
-        # Not there yet, or no watches left: the sweep covers it until it is.
-        with contextlib.suppress(OSError):
+            return False
+        try:
             self._watched[directory] = self._inotify.add_watch(directory, self._events)
+        except OSError:
+            return False  # not there yet, or no watches left: the sweep covers it until it is
+        return True
 
     def watching(self, directory: str) -> bool:
         return directory in self._watched

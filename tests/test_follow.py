@@ -809,6 +809,11 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path, unprivileged: None) ->
         (["--log-format", "xml"], ("--log-format",)),
         (["--log-level", "loud"], ("--log-level",)),
         (["--no-such-option"], ("--no-such-option",)),
+        (["--prefix", "{nope} "], ("--prefix", "{nope}")),
+        (["--prefix", "[app]\n"], ("--prefix", "newline")),
+        (["--prefix", "[{name}] ", "--format", "json"], ("--prefix", "json")),
+        (["--until", "(unclosed"], ("--until",)),
+        (["--exec"], ("--exec",)),
     ],
 )
 def test_bad_option_value_is_a_usage_error(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-from signal import SIGTERM
 import subprocess
 import sys
 import tempfile
@@ -12,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from signal import SIGTERM
 
 LOGTAIL = [sys.executable, "-m", "logtail"]
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,7 +78,7 @@ def test_nul_runs_at_line_start_are_dropped_across_chunks() -> None:
 def test_any_chunking_gives_the_same_lines(stream: bytes, cuts: list[int], limit: int) -> None:
     """However the stream is cut into chunks, the output is its lines (long ones in pieces)."""
     points = sorted({0, len(stream), *(c for c in cuts if c <= len(stream))})
-    chunks = [stream[a:b] for a, b in zip(points, points[1:], strict=False)]
+    chunks = [stream[a:b] for a, b in itertools.pairwise(points)]
     out, framer = frame(chunks, limit)
     assert (out, framer.pending) == expected(stream, limit)
 

@@ -125,6 +125,24 @@ class Resume:
 Start = StartAt | Resume | None  # None: from the first byte (a file that appeared later)
 
 
+@dataclass(frozen=True, slots=True)
+class _Writing:
+    """A block on its way to stdout, and what counts as printed once it is there."""
+
+    future: asyncio.Future[None]
+    gen: Generation
+    printed: int
+    on_data: Callable[[], None] | None
+
+    async def done(self) -> None:
+        # Recorded right here, not in a callback: a callback runs later, and a snapshot
+        # taken in between (the checkpoint at exit) would miss the last block.
+        await self.future
+        self.gen.printed = max(self.gen.printed, self.printed)
+        if self.on_data is not None:
+            self.on_data()
+
+
 class Follower:
     """Follows one path by name, like ``tail -F``, across every kind of rotation."""
 
@@ -255,7 +273,7 @@ class Follower:
         The next chunk is read while the previous one is being written, so catching up
         costs about the slower of the two rather than their sum.
         """
-        writing: asyncio.Future[None] | None = None
+        writing: _Writing | None = None
         try:
             while budget > 0 and not self.done:
                 if target is not None and gen.offset >= target:
@@ -267,19 +285,20 @@ class Follower:
                 budget -= len(data)
                 block = gen.framer.feed(data)
                 if writing is not None:
-                    await writing
+                    previous, writing = writing, None
+                    await previous.done()
                 writing = self._submit(gen, block)
         finally:
             if writing is not None:
-                await writing
+                await writing.done()
         if self._matched:
             self._shared.on_match()
         return budget
 
     async def _emit(self, gen: Generation, block: bytes) -> None:
-        await self._submit(gen, block)
+        await self._submit(gen, block).done()
 
-    def _submit(self, gen: Generation, block: bytes) -> asyncio.Future[None]:
+    def _submit(self, gen: Generation, block: bytes) -> _Writing:
         """Queue ``block`` for stdout; once written, everything up to here counts as printed."""
         printed = gen.offset - gen.framer.pending
         until = self._shared.until
@@ -288,16 +307,8 @@ class Follower:
             printed -= len(block) - end
             block = block[:end]
             self._matched = self.done = True
-        writing = self._shared.stdout.submit(block, self._render, self.printed)
-
-        def written(future: asyncio.Future[None]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                gen.printed = max(gen.printed, printed)
-                if block:
-                    self._shared.on_data()
-
-        writing.add_done_callback(written)
-        return writing
+        future = self._shared.stdout.submit(block, self._render, self.printed)
+        return _Writing(future, gen, printed, self._shared.on_data if block else None)
 
     async def _retire(self, gen: Generation) -> None:
         await self._emit(gen, gen.framer.flush())

@@ -16,6 +16,7 @@ import itertools
 import os
 import re
 import signal
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -101,6 +102,24 @@ class App:
             self.log.warning("second signal: stopping without finishing the drain")
             self._abort_drain.set()
 
+    def _notice_closed_stdout(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Stop when whoever reads our stdout pipe goes away, even while no line is written.
+
+        A pipe's write end reports an error (EPOLLERR) once the read end is closed; only
+        pipes are watched, since a terminal's descriptor would report its keyboard input.
+        """
+        try:
+            if not stat.S_ISFIFO(os.fstat(1).st_mode):
+                return
+            loop.add_reader(1, self._stdout_error)
+        except (OSError, ValueError):
+            return
+
+    def _stdout_error(self) -> None:
+        asyncio.get_running_loop().remove_reader(1)
+        self.log.warning("stopping: stdout was closed")
+        self.request_stop(EXIT_FAILURE, drain=False)
+
     def _saw_data(self) -> None:
         self._last_data = time.monotonic()
 
@@ -118,6 +137,7 @@ class App:
         background: list[asyncio.Task[Any]] = []
         try:
             self._load_checkpoint()
+            self._notice_closed_stdout(loop)
             # Watches first: a change between a follower's first read and its watch would
             # otherwise go unnoticed until the next full sweep.
             watching = self._start_watcher() if self.config.follow else None

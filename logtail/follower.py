@@ -30,6 +30,7 @@ from logtail.rotation import Change, FileId, classify, retire_delay
 
 READ_SIZE = 256 * 1024
 INLINE_READ = 64 * 1024
+CHUNKS_IN_FLIGHT = 8
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
 BURST = 8 * 1024 * 1024
@@ -107,6 +108,9 @@ class Shared:
     # instead of going out early and then again whole.
     flush_partial_at_end: bool = True
     warned: set[tuple[str, str]] = field(default_factory=set)
+    # Chunks read and not yet written, across all files: what bounds memory when stdout
+    # is slower than the files grow, however many files there are.
+    chunks_in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CHUNKS_IN_FLIGHT))
 
     def warn_once(self, event: str, path: str, **kw: Any) -> None:
         key = (path, event + str(sorted(kw.items())))
@@ -133,11 +137,16 @@ class _Writing:
     gen: Generation
     printed: int
     on_data: Callable[[], None] | None
+    slot: asyncio.Semaphore | None  # released once written: the chunk no longer takes memory
 
     async def done(self) -> None:
+        try:
+            await self.future
+        finally:
+            if self.slot is not None:
+                self.slot.release()
         # Recorded right here, not in a callback: a callback runs later, and a snapshot
         # taken in between (the checkpoint at exit) would miss the last block.
-        await self.future
         self.gen.printed = max(self.gen.printed, self.printed)
         if self.on_data is not None:
             self.on_data()
@@ -273,21 +282,35 @@ class Follower:
         The next chunk is read while the previous one is being written, so catching up
         costs about the slower of the two rather than their sum.
         """
+        slots = self._shared.chunks_in_flight
         writing: _Writing | None = None
         try:
             while budget > 0 and not self.done:
                 if target is not None and gen.offset >= target:
                     break
-                data = await gen.read(READ_SIZE)
+                if writing is not None and slots.locked():
+                    # No chunk may be read while all are in flight: finish ours first, so a
+                    # follower never waits for a slot while holding one (no deadlock).
+                    previous, writing = writing, None
+                    await previous.done()
+                await slots.acquire()
+                try:
+                    data = await gen.read(READ_SIZE)
+                except BaseException:
+                    slots.release()
+                    raise
                 if not data:
+                    slots.release()
                     break
                 gen.note_read(data)
                 budget -= len(data)
                 block = gen.framer.feed(data)
+                del data  # held by this frame, it would outlive its slot while we wait for the next
                 if writing is not None:
                     previous, writing = writing, None
                     await previous.done()
-                writing = self._submit(gen, block)
+                writing = self._submit(gen, block, slots)
+                del block
         finally:
             if writing is not None:
                 await writing.done()
@@ -298,7 +321,7 @@ class Follower:
     async def _emit(self, gen: Generation, block: bytes) -> None:
         await self._submit(gen, block).done()
 
-    def _submit(self, gen: Generation, block: bytes) -> _Writing:
+    def _submit(self, gen: Generation, block: bytes, slot: asyncio.Semaphore | None = None) -> _Writing:
         """Queue ``block`` for stdout; once written, everything up to here counts as printed."""
         printed = gen.offset - gen.framer.pending
         until = self._shared.until
@@ -308,7 +331,7 @@ class Follower:
             block = block[:end]
             self._matched = self.done = True
         future = self._shared.stdout.submit(block, self._render, self.printed)
-        return _Writing(future, gen, printed, self._shared.on_data if block else None)
+        return _Writing(future, gen, printed, self._shared.on_data if block else None, slot)
 
     async def _retire(self, gen: Generation) -> None:
         await self._emit(gen, gen.framer.flush())

@@ -489,6 +489,20 @@ def test_closed_stdout_ends_logtail_without_traceback(tmp_path: Path, logtail: A
     assert_no_traceback(proc.stderr)
 
 
+def test_closed_stdout_is_noticed_while_no_line_is_written(tmp_path: Path, logtail: Any) -> None:
+    """A reader that goes away ends logtail even when the files are idle (as GNU tail notices), exit 1."""
+    path = tmp_path / "app.log"
+    path.write_text("only line\n")
+    read_end, write_end = os.pipe()
+    proc: Logtail = logtail(path, stdout=write_end)
+    os.close(write_end)
+    assert os.read(read_end, 100) == b"only line\n"
+    os.close(read_end)  # nothing more is written to the file: only the closed pipe can end logtail
+    assert proc.finish(timeout=10) == 1
+    assert "stdout was closed" in proc.stderr
+    assert_no_traceback(proc.stderr)
+
+
 # -- 7. signals ----------------------------------------------------------------------------------
 
 

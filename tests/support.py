@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,9 +12,23 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from signal import SIGTERM
+from typing import Any
 
 LOGTAIL = [sys.executable, "-m", "logtail"]
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def records(stderr: str) -> list[dict[str, Any]]:
+    """logtail's JSON diagnostics (LOGTAIL_LOG_FORMAT=json), one object per stderr line; others left out."""
+    found = []
+    for line in stderr.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            found.append(record)
+    return found
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:

@@ -17,25 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Logtail, run, wait_until
+from support import ROOT, Logtail, records, run, wait_until
 
 EXAMPLES = ROOT / "examples" / "ci"
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def records(stderr: str) -> list[dict[str, Any]]:
-    """The JSON events on stderr (LOGTAIL_LOG_FORMAT=json); other lines are left out."""
-    found = []
-    for line in stderr.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            found.append(record)
-    return found
 
 
 def summary(stderr: str) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import support
-from support import Logtail, wait_until
+from support import Logtail, records, wait_until
 from writers import (
     NUMBERED,
     LineWriter,
@@ -78,19 +78,6 @@ def saved_position(checkpoint: Path, path: Path) -> dict[str, Any] | None:
 def saved_offset(checkpoint: Path, path: Path) -> int | None:
     entry = saved_position(checkpoint, path)
     return entry.get("offset") if entry else None
-
-
-def records(stderr: str) -> list[dict[str, Any]]:
-    """logtail's structured diagnostics (LOGTAIL_LOG_FORMAT=json), one object per stderr line."""
-    out = []
-    for line in stderr.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            out.append(record)
-    return out
 
 
 def level_of(record: dict[str, Any]) -> str:

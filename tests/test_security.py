@@ -22,7 +22,7 @@ import pytest
 import support
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import ROOT, Logtail, wait_until
+from support import ROOT, Logtail, records, wait_until
 
 from logtail.framing import LineFramer
 
@@ -31,19 +31,6 @@ SHADOW = "root:$6$SHADOW-HASH$abcdef:19000:0:99999:7:::"
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def records(stderr: str) -> list[dict[str, Any]]:
-    """The JSON events on stderr (LOGTAIL_LOG_FORMAT=json); other lines are left out."""
-    found = []
-    for line in stderr.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            found.append(record)
-    return found
 
 
 def warnings_naming(stderr: str, path: Path) -> list[dict[str, Any]]:

@@ -39,7 +39,9 @@ class DirectoryWatcher:
             | Mask.MOVE_SELF
             | Mask.ONLYDIR
         )
-        self._inotify = Inotify()  # raises OSError where inotify is unavailable or exhausted
+        # Raises OSError where inotify is unavailable or exhausted. The default cache takes 10
+        # events per read; a burst of appends would then overflow the kernel's queue.
+        self._inotify = Inotify(cache_size=256)
         self._on_change = on_change
         self._watched: dict[str, object] = {}
         self._overflows = 0

@@ -15,19 +15,19 @@ import glob
 import itertools
 import os
 import re
+import resource
 import signal
 import stat
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from logtail import checkpoint, files, locate, logs, rotation
-from logtail.config import Config, StartAt
+from logtail.config import Config
 from logtail.errors import StdoutClosed
-from logtail.follower import Follower, Resume, Shared, Start
+from logtail.follower import Follower, Resume, Shared, Snapshot, Start
 from logtail.output import Stdout
 from logtail.rotation import FileId
 
@@ -55,10 +55,12 @@ class App:
         self.stdout = stdout or Stdout()
         self.followers: dict[str, Follower] = {}
         self._tasks: dict[Follower, asyncio.Task[None]] = {}
-        self._finished: list[Follower] = []
+        # Followers that ended (a glob match that went away, a drained file): their counts
+        # for the summary and their last position for the checkpoint, one entry per path.
+        self._ended: dict[str, dict[str, Any]] = {}
+        self._ended_at: dict[str, Snapshot] = {}
         self._stop: asyncio.Future[tuple[int, bool]] | None = None
         self._saved: dict[str, checkpoint.Position] | None = None
-        self._resuming = False
         self._last_data = time.monotonic()
         self._watcher: DirectoryWatcher | None = None
         self._retired: OrderedDict[FileId, bytes] = OrderedDict()
@@ -78,6 +80,7 @@ class App:
             on_match=lambda: self.request_stop(EXIT_OK, drain=False),
             on_data=self._saw_data,
             on_retire=self.remember_retired,
+            followed_elsewhere=self._followed_elsewhere,
             flush_partial_at_end=config.checkpoint is None or bool(config.pids or config.command),
         )
 
@@ -130,6 +133,7 @@ class App:
         # Large reads and the occasional slow stat are all the workers do: two are plenty,
         # and every extra thread costs a stack and a malloc arena in every sidecar.
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(2, "logtail-io"))
+        _raise_open_files_limit()
         self._stop = loop.create_future()
         self._abort_drain = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -181,8 +185,10 @@ class App:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self._status != EXIT_DRAIN_TIMEOUT:
-            with contextlib.suppress(StdoutClosed):
-                await self.stdout.flush()
+            # Bounded even when no drain ran (--until, a closed stdout): a stalled reader must
+            # not keep logtail from exiting.
+            with contextlib.suppress(StdoutClosed, TimeoutError):
+                await asyncio.wait_for(self.stdout.flush(), self.config.drain_timeout)
         if self.config.checkpoint:
             if self._checkpointing is not None:
                 self._checkpointing.cancel()
@@ -213,21 +219,10 @@ class App:
             )
 
     def _summary(self) -> None:
-        everyone = [*self._finished, *self.followers.values()]
-        self.log.info(
-            "summary",
-            exit_status=self._status,
-            files=[
-                {
-                    "path": f.path,
-                    "name": f.name,
-                    "lines": f.printed.lines,
-                    "bytes": f.printed.bytes,
-                    **asdict(f.stats),
-                }
-                for f in everyone
-            ],
-        )
+        files = {path: dict(record) for path, record in self._ended.items()}
+        for follower in self.followers.values():
+            _add_counts(files, follower)
+        self.log.info("summary", exit_status=self._status, files=list(files.values()))
 
     # -- followers --------------------------------------------------------------------
 
@@ -271,7 +266,9 @@ class App:
             if self._is_known_generation(path):
                 return
         start: Start = None
-        saved = self._saved.get(path) if self._saved is not None else None
+        # Each saved position is used once: a file that goes away and comes back later in
+        # this run is new, not the one the checkpoint described.
+        saved = self._saved.pop(path, None) if self._saved is not None else None
         if saved is not None:
             steps, found = locate.plan_resume(
                 path,
@@ -287,10 +284,10 @@ class App:
                     "file in the checkpoint is gone; reading newer files from their start", path=path
                 )
             start = Resume(tuple(steps))
-        elif at_start and not self._resuming:
-            start = self.config.start_at
-        elif at_start and self._resuming:
-            start = None  # not in the checkpoint: it appeared while logtail was down
+        elif at_start and self._saved is None and os.path.exists(path):
+            start = self.config.start_at  # -n is for files present at start only
+        # else: read from the first byte, as every file that appears later is (and, when
+        # resuming, one missing from the checkpoint appeared while logtail was down)
         follower = Follower(path, name, self.shared, start, glob_member=glob_member, root=root)
         self.followers[path] = follower
         task = asyncio.create_task(follower.run(), name=f"follow {path}")
@@ -314,11 +311,13 @@ class App:
     def _is_known_generation(self, path: str) -> bool:
         """Whether a glob match is a file already followed under another name (a rotated generation)."""
         try:
-            st = os.stat(path)
+            return self._followed_elsewhere(path, FileId.of(os.stat(path)))
         except OSError:
             return False
-        file_id = FileId.of(st)
-        if any(g.id == file_id for f in self.followers.values() for g in f.gens):
+
+    def _followed_elsewhere(self, path: str, file_id: FileId) -> bool:
+        """Whether the file ``file_id`` now at ``path`` is, or was, read by a follower of another path."""
+        if any(g.id == file_id for f in self.followers.values() if f.path != path for g in f.gens):
             return True
         head = self._retired.get(file_id)
         if head is None:
@@ -328,7 +327,7 @@ class App:
         except (OSError, files.Refused):
             return False
         try:
-            return os.pread(fd, len(head), 0) == head
+            return os.pread(fd, len(head), 0) == head  # the same inode number, reused, has other bytes
         finally:
             os.close(fd)
 
@@ -336,7 +335,11 @@ class App:
         if self.followers.get(follower.path) is follower:
             del self.followers[follower.path]
         self._tasks.pop(follower, None)
-        self._finished.append(follower)
+        _add_counts(self._ended, follower)
+        if (at := follower.snapshot()) is not None:
+            self._ended_at[follower.path] = at
+        else:
+            self._ended_at.pop(follower.path, None)
         if task.cancelled():
             return
         error = task.exception()
@@ -505,7 +508,6 @@ class App:
         else:
             if self._saved is None:
                 self.log.warning("no checkpoint yet; starting as without one", path=path)
-        self._resuming = self._saved is not None
 
     async def _checkpoint_forever(self) -> None:
         last: dict[str, checkpoint.Position] = {}
@@ -534,11 +536,12 @@ class App:
 
     def _positions(self) -> dict[str, checkpoint.Position]:
         positions: dict[str, checkpoint.Position] = {}
-        for follower in [*self._finished, *self.followers.values()]:
-            at = follower.snapshot()
-            if at is None:
-                continue
-            positions[follower.path] = checkpoint.Position(
+        snapshots = dict(self._ended_at)
+        for follower in self.followers.values():
+            if (at := follower.snapshot()) is not None:
+                snapshots[follower.path] = at
+        for path, at in snapshots.items():
+            positions[path] = checkpoint.Position(
                 dev=at.id.dev,
                 ino=at.id.ino,
                 offset=at.offset,
@@ -551,6 +554,34 @@ class App:
             for path, position in self._saved.items():
                 positions.setdefault(path, position)
         return positions
+
+
+def _raise_open_files_limit() -> None:
+    """Use the hard limit on open files: rotation briefly needs two descriptors per file."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
+
+
+def _add_counts(files: dict[str, dict[str, Any]], follower: Follower) -> None:
+    record = files.setdefault(
+        follower.path,
+        {
+            "path": follower.path,
+            "name": follower.name,
+            "lines": 0,
+            "bytes": 0,
+            "rotations": 0,
+            "truncations": 0,
+        },
+    )
+    record["lines"] += follower.printed.lines
+    record["bytes"] += follower.printed.bytes
+    record["rotations"] += follower.stats.rotations
+    record["truncations"] += follower.stats.truncations
 
 
 def _signature(follower: Follower) -> tuple[Any, ...]:
@@ -612,10 +643,3 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def run(config: Config) -> int:
-    return asyncio.run(App(config).run())
-
-
-__all__ = ["App", "StartAt", "run"]

@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from logtail import __version__, checkpoint, logs
+from logtail import __version__, logs
+from logtail import checkpoint as checkpoint_io
 from logtail.config import Config, Format, StartAt, StreamSpec
 from logtail.errors import ConfigError, LogtailError
 
@@ -127,7 +128,8 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     "rotated",
     multiple=True,
     metavar="GLOB",
-    help="Where rotated generations live; {path} is the followed path. [default: {path}.* {path}-*]",
+    help="Where rotated generations live ({path} is the followed path). "
+    "[default: {path}.[0-9]* {path}-[0-9]*]",
 )
 @click.option(
     "--checkpoint", metavar="FILE", help="Save positions here and resume from them after a restart."
@@ -257,7 +259,7 @@ def build_config(
             raise ConfigError(f"--until {until!r}: not a valid regular expression ({exc})") from None
     if checkpoint:
         checkpoint = os.path.abspath(checkpoint)
-        _check_checkpoint(checkpoint)
+        checkpoint_io.check_writable(checkpoint)
     return Config(
         streams=tuple(_stream(arg) for arg in paths),
         format=Format(fmt),
@@ -268,10 +270,6 @@ def build_config(
         command=command_args,
         **options,
     )
-
-
-def _check_checkpoint(path: str) -> None:
-    checkpoint.check_writable(path)
 
 
 def _stream(arg: str) -> StreamSpec:

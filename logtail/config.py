@@ -66,7 +66,10 @@ class Config:
     poll_interval: float = 1.0
     poll_only: bool = False
     rotate_wait: float = 1.0
-    rotated_patterns: tuple[str, ...] = ("{path}.*", "{path}-*")
+    # Numbered (app.log.1, RotatingFileHandler) and dated (app.log-20261125, dateext;
+    # app.log.2026-11-25, TimedRotatingFileHandler) names only: a live sibling such as
+    # app.log.err or app.log-worker is not a generation of app.log.
+    rotated_patterns: tuple[str, ...] = ("{path}.[0-9]*", "{path}-[0-9]*")
     checkpoint: str | None = None
     checkpoint_interval: float = 1.0
     drain_timeout: float = 10.0

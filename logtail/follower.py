@@ -24,6 +24,7 @@ import aiofiles
 
 from logtail import files, locate, rotation
 from logtail.config import FIRST_LINE, Config, StartAt
+from logtail.errors import StdoutClosed
 from logtail.framing import LineFramer
 from logtail.output import Render, Stdout, Tally, renderer
 from logtail.rotation import Change, FileId, classify, retire_delay
@@ -104,6 +105,7 @@ class Shared:
     on_match: Callable[[], None] = lambda: None
     on_data: Callable[[], None] = lambda: None
     on_retire: Callable[[FileId, bytes], None] = lambda file_id, head: None
+    followed_elsewhere: Callable[[str, FileId], bool] = lambda path, file_id: False
     # With a checkpoint, an unterminated line waits for its newline across a restart
     # instead of going out early and then again whole.
     flush_partial_at_end: bool = True
@@ -129,7 +131,7 @@ class Resume:
 Start = StartAt | Resume | None  # None: from the first byte (a file that appeared later)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Writing:
     """A block on its way to stdout, and what counts as printed once it is there."""
 
@@ -143,13 +145,18 @@ class _Writing:
         try:
             await self.future
         finally:
-            if self.slot is not None:
-                self.slot.release()
+            self.abandon()
         # Recorded right here, not in a callback: a callback runs later, and a snapshot
         # taken in between (the checkpoint at exit) would miss the last block.
         self.gen.printed = max(self.gen.printed, self.printed)
         if self.on_data is not None:
             self.on_data()
+
+    def abandon(self) -> None:
+        """Stop counting this block against the chunks in flight (once)."""
+        if self.slot is not None:
+            self.slot.release()
+            self.slot = None
 
 
 class Follower:
@@ -199,7 +206,16 @@ class Follower:
             while not self.done:
                 await self._wake.wait()
                 self._wake.clear()
-                await self.pump()
+                try:
+                    await self.pump()
+                except StdoutClosed:
+                    raise
+                except OSError as exc:
+                    # A read failed (EIO on a network file system, a vanished mount): say so
+                    # and try again at the next change instead of ending every other stream.
+                    self._shared.warn_once("cannot read file", self.path, reason=exc.strerror or str(exc))
+            if self._matched:
+                self._shared.on_match()
         finally:
             if self._timer:
                 self._timer.cancel()
@@ -240,9 +256,10 @@ class Follower:
         while self.gens:
             gen = self.gens[0]
             later = self.gens[1] if len(self.gens) > 1 else None
-            # Look at the next file before the last read of this one: a single writer
-            # only writes there after its last write here.
-            next_has_data = later is not None and _size(later.fd) > 0
+            # Look at the later files before the last read of this one: a single writer
+            # only writes there after its last write here. Any of them, not just the next:
+            # a rotation of an idle log leaves empty generations in between.
+            next_has_data = any(_size(g.fd) > 0 for g in list(self.gens)[1:])
             target = _size(gen.fd) if final else None
             budget = await self._read(gen, budget, target)
             if budget <= 0:
@@ -284,6 +301,7 @@ class Follower:
         """
         slots = self._shared.chunks_in_flight
         writing: _Writing | None = None
+        holding = False  # a slot taken for the chunk being read, not yet handed to a _Writing
         try:
             while budget > 0 and not self.done:
                 if target is not None and gen.offset >= target:
@@ -294,13 +312,9 @@ class Follower:
                     previous, writing = writing, None
                     await previous.done()
                 await slots.acquire()
-                try:
-                    data = await gen.read(READ_SIZE)
-                except BaseException:
-                    slots.release()
-                    raise
+                holding = True
+                data = await gen.read(READ_SIZE)
                 if not data:
-                    slots.release()
                     break
                 gen.note_read(data)
                 budget -= len(data)
@@ -309,13 +323,20 @@ class Follower:
                 if writing is not None:
                     previous, writing = writing, None
                     await previous.done()
-                writing = self._submit(gen, block, slots)
+                writing, holding = self._submit(gen, block, slots), False
                 del block
-        finally:
+        except BaseException:
+            # Cancelled (a drain past its deadline) or failed: give the slots back without
+            # waiting for a stdout that may never move again.
             if writing is not None:
-                await writing.done()
-        if self._matched:
-            self._shared.on_match()
+                writing.abandon()
+            if holding:
+                slots.release()
+            raise
+        if holding:
+            slots.release()
+        if writing is not None:
+            await writing.done()
         return budget
 
     async def _emit(self, gen: Generation, block: bytes) -> None:
@@ -361,6 +382,15 @@ class Follower:
         ):
             intact = _window_intact(newest)
         change = classify(newest.id if newest else None, newest.offset if newest else 0, at_path, intact)
+        if (
+            change in (Change.APPEARED, Change.REPLACED)
+            and at_path is not None
+            and self._glob_member
+            and self._shared.followed_elsewhere(self.path, FileId.of(at_path))
+        ):
+            # A glob that also matches rotated names: the file now here (app.log.1) is the
+            # one another follower reads as its old generation. Not ours to print again.
+            change = Change.MISSING
         self.missing = change is Change.MISSING
         if change is Change.MISSING:
             if not self.gens:
@@ -401,18 +431,24 @@ class Follower:
             since = os.fstat(newest.fd).st_mtime_ns
         except OSError:
             return
-        known = {g.id for g in self.gens}
-        for found in locate.newer_generations(self.path, self._config.rotated_patterns, since, known):
-            opened = await self._open(found.path)
-            if opened is None:
-                continue
-            fd, st = opened
-            if FileId.of(st) != found.id:
-                os.close(fd)
-                continue
-            self.gens.append(self._generation(fd, found.id, 0))
+        for gen in await self._newer_generations(since):
+            self.gens.append(gen)
             self.stats.rotations += 1
+
+    async def _newer_generations(self, since_ns: int) -> list[Generation]:
+        """Open the rotated generations written since ``since_ns`` that are not open yet, oldest first."""
+        known = {g.id for g in self.gens}
+        opened: list[Generation] = []
+        for found in locate.newer_generations(self.path, self._config.rotated_patterns, since_ns, known):
+            if (result := await self._open(found.path)) is None:
+                continue
+            fd, st = result
+            if FileId.of(st) != found.id:
+                os.close(fd)  # replaced since it was listed
+                continue
+            opened.append(self._generation(fd, found.id, 0))
             self._shared.log.info("reading a rotated file that was missed", path=self.path, file=found.path)
+        return opened
 
     async def _open_resume_steps(self, resume: Resume) -> None:
         self._start = None
@@ -439,6 +475,9 @@ class Follower:
         except files.Refused as refused:
             self._shared.warn_once("not following file", path, reason=str(refused))
             return None
+        except OSError as exc:  # out of descriptors, I/O error: try again at the next change
+            self._shared.warn_once("cannot open file", path, reason=exc.strerror or str(exc))
+            return None
 
     def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
         if offset:
@@ -457,8 +496,15 @@ class Follower:
             fd, st = opened
             rest = self._generation(fd, FileId.of(st), gen.offset)
             rest.framer, rest.printed, rest.is_copy = gen.framer, gen.printed, True
-            self.gens.insert(self.gens.index(gen), rest)
+            at = self.gens.index(gen)
+            self.gens.insert(at, rest)
             self._shared.log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
+            # Several copytruncates since we last looked: the copies made after this one
+            # hold the generations in between, oldest first.
+            for between in await self._newer_generations(st.st_mtime_ns):
+                between.is_copy = True
+                at += 1
+                self.gens.insert(at, between)
         else:
             await self._emit(gen, gen.framer.flush())
             self._shared.log.info("file truncated; reading it from the start", path=self.path)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from logtail import files
 from logtail.config import StartAt
 from logtail.rotation import FileId
 
@@ -105,7 +107,7 @@ def _stat_regular(path: str) -> Found | None:
         st = os.stat(path)
     except OSError:
         return None
-    if not os.path.isfile(path):
+    if not stat.S_ISREG(st.st_mode):
         return None
     return Found(path, FileId.of(st), st.st_mtime_ns, st.st_size)
 
@@ -113,11 +115,11 @@ def _stat_regular(path: str) -> Found | None:
 def holds_window(path: str, offset: int, window_sha: str, window_len: int) -> bool:
     """Whether the file at ``path`` has, just before ``offset``, the bytes whose digest is given."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        fd, st = files.open_regular(path, None)
+    except (OSError, files.Refused):
         return False
     try:
-        if os.fstat(fd).st_size < offset or offset < window_len:
+        if st.st_size < offset or offset < window_len:
             return False
         return digest(os.pread(fd, window_len, offset - window_len)) == window_sha
     except OSError:
@@ -155,7 +157,9 @@ def newer_generations(
     if current is not None:
         exclude = exclude | {current.id}
     found = (_stat_regular(candidate) for candidate in rotated_siblings(path, patterns))
-    newer = [f for f in found if f is not None and f.mtime_ns > after_mtime_ns and f.id not in exclude]
+    # ">=": a generation written within the same clock tick as the last write to the one
+    # before it is newer all the same; identities already followed are excluded anyway.
+    newer = [f for f in found if f is not None and f.mtime_ns >= after_mtime_ns and f.id not in exclude]
     return sorted(newer, key=lambda f: f.mtime_ns)
 
 

@@ -51,7 +51,7 @@ def _to_json(block: bytes, name: str, path: str) -> bytes:
 
 
 class Tally:
-    """Lines and bytes that reached stdout; only the writer thread adds to it."""
+    """Lines and bytes that reached stdout, for the summary."""
 
     __slots__ = ("bytes", "lines")
 
@@ -60,18 +60,21 @@ class Tally:
         self.bytes = 0
 
 
-_Job = tuple[bytes, Render, Tally | None, asyncio.Future[None], asyncio.AbstractEventLoop]
+# (block, how to render it, tally, file bytes it stands for, future, loop)
+_Job = tuple[bytes, Render, Tally | None, int, asyncio.Future[None], asyncio.AbstractEventLoop]
 
 
 class Stdout:
-    """Renders and writes blocks to a file descriptor from one daemon thread, in submission order.
+    """Renders and writes blocks to a file descriptor, in submission order.
 
-    A reader that stops reading (a stalled container runtime) blocks that thread, never the
-    event loop, so signals and the drain deadline keep working; the thread is a daemon so an
-    exit past the deadline does not wait for it. Rendering (the prefix, JSON) and counting
-    happen there too, so the event loop can read the next chunk meanwhile. Each block goes
-    out with as few ``write`` calls as the kernel allows and nothing else writes to the
-    descriptor, so lines of different files never interleave.
+    Blocks go to one daemon thread: a reader that stops reading (a stalled container
+    runtime) blocks that thread, never the event loop, so signals and the drain deadline
+    keep working, and an exit past the deadline does not wait for it. Rendering (prefix,
+    JSON) and counting happen there too, so the event loop can read the next chunk
+    meanwhile. Only a small block with nothing queued before it and room in the pipe is
+    written at once from the event loop: a followed line then costs no thread hop. Each
+    block goes out with as few ``write`` calls as the kernel allows and nothing else writes
+    to the descriptor, so lines of different files never interleave.
     """
 
     def __init__(self, fd: int = 1) -> None:
@@ -90,16 +93,19 @@ class Stdout:
         """Queue ``block`` (whole lines) for writing; the future is done once it is in the kernel's hands."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
+        size = len(block)
         if self._closed is not None:
             done.set_exception(self._closed)
-        elif block and not self._queued and len(block) <= select.PIPE_BUF and self._writable():
-            # A few lines with nothing queued before them and room in the pipe: write them
-            # here, so a followed line costs no thread hop. A write of at most PIPE_BUF
-            # bytes to a pipe with room never blocks and is never split.
-            _settle(done, self._write(block, render, tally))
-        else:
-            self._queued += 1
-            self._jobs.put((block, render, tally, done, loop))
+            return done
+        if block and not self._queued and size <= select.PIPE_BUF and self._writable():
+            # A write of at most PIPE_BUF bytes to a pipe with room never blocks and is never
+            # split; what counts is the rendered size (a prefix or JSON makes it larger).
+            block, render = render(block), _identity
+            if len(block) <= select.PIPE_BUF:
+                _settle(done, self._write(block, render, tally, size))
+                return done
+        self._queued += 1
+        self._jobs.put((block, render, tally, size, done, loop))
         return done
 
     def _writable(self) -> bool:
@@ -117,16 +123,16 @@ class Stdout:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            block, render, tally, done, loop = job
-            error = self._write(block, render, tally)
+            block, render, tally, size, done, loop = job
+            error = self._write(block, render, tally, size)
             loop.call_soon_threadsafe(self._finished, done, error)
 
     def _finished(self, done: asyncio.Future[None], error: BaseException | None) -> None:
         self._queued -= 1
         _settle(done, error)
 
-    def _write(self, block: bytes, render: Render, tally: Tally | None) -> BaseException | None:
-        """Render and write one block; return the error instead of raising it."""
+    def _write(self, block: bytes, render: Render, tally: Tally | None, size: int) -> BaseException | None:
+        """Render and write one block that stands for ``size`` file bytes; return the error, not raise it."""
         if self._closed is not None:
             return self._closed
         if not block:
@@ -141,7 +147,7 @@ class Stdout:
             return exc
         if tally is not None:
             tally.lines += data.count(b"\n")
-            tally.bytes += len(block)
+            tally.bytes += size
         return None
 
 

@@ -53,6 +53,9 @@ class Generation:
     framer: LineFramer
     printed: int = 0  # everything before this offset is on stdout (what a checkpoint may record)
     window: bytes = b""  # the last bytes before ``offset``, to notice a rewrite in place
+    # While nothing is read yet: the first bytes as they were when this file was queued, so a
+    # truncation before we get to it (copytruncate again, while older copies are read) shows.
+    head: bytes = b""
     is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
     _async: Any = None  # aiofiles' wrapper, made on the first large read
 
@@ -79,6 +82,16 @@ class Generation:
         self.framer = LineFramer(max_line_bytes)
         self.offset = self.printed = 0
         self.window = b""
+        self.head = os.pread(self.fd, locate.WINDOW, 0)
+
+    def intact(self) -> bool:
+        """Whether the bytes that identify what was (or will be) read here are still in place."""
+        try:
+            if self.offset:
+                return not self.window or locate.window_before(self.fd, self.offset).endswith(self.window)
+            return not self.head or os.pread(self.fd, len(self.head), 0) == self.head
+        except OSError:
+            return True
 
     def close(self) -> None:
         files.close_quietly(self.fd)
@@ -376,11 +389,10 @@ class Follower:
         if (
             newest is not None
             and at_path is not None
-            and newest.offset > 0
             and FileId.of(at_path) == newest.id
             and at_path.st_size >= newest.offset
         ):
-            intact = _window_intact(newest)
+            intact = newest.intact()
         change = classify(newest.id if newest else None, newest.offset if newest else 0, at_path, intact)
         if (
             change in (Change.APPEARED, Change.REPLACED)
@@ -485,12 +497,17 @@ class Follower:
         gen = Generation(fd, file_id, offset, LineFramer(self._config.max_line_bytes), printed=offset)
         if offset:
             gen.window = locate.window_before(fd, offset)
+        else:
+            gen.head = os.pread(fd, locate.WINDOW, 0)
         return gen
 
     async def _truncated(self, gen: Generation) -> None:
         """The file at the path was cut short: finish what it held from its copy, if there is one."""
         self.stats.truncations += 1
-        copy = locate.find_copy(self.path, self._config.rotated_patterns, gen.offset, gen.window, gen.id)
+        # What identifies our content: the bytes before the read offset, or, if nothing was
+        # read yet, the first bytes as they were when this file was queued.
+        mark, known = (gen.offset, gen.window) if gen.offset else (len(gen.head), gen.head)
+        copy = locate.find_copy(self.path, self._config.rotated_patterns, mark, known, gen.id)
         opened = await self._open(copy) if copy else None
         if opened is not None:
             fd, st = opened
@@ -522,12 +539,3 @@ def _size(fd: int) -> int:
 
 def _idle_for(fd: int) -> float:
     return time.time() - os.fstat(fd).st_mtime
-
-
-def _window_intact(gen: Generation) -> bool:
-    if not gen.window:
-        return True
-    try:
-        return locate.window_before(gen.fd, gen.offset)[-len(gen.window) :] == gen.window
-    except OSError:
-        return True

@@ -583,12 +583,6 @@ def test_copytruncate_with_writer_without_o_append_while_behind(tmp_path: Path, 
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(
-    strict=False,
-    reason="known limit, passes most runs: when a copytruncate lands while logtail is in the middle of "
-    "reading the file, the bytes it then reads belong to the next generation and that generation's copy "
-    "is not recognised (about one run in five here)",
-)
 def test_several_copytruncates_between_two_polls(tmp_path: Path, logtail: Any) -> None:
     """logrotate `copytruncate` every 250 ms while logtail polls every 1.5 s: the copies made in between are
     all still there (app.log.1..N), so, as the README's known limits promise for rotation faster than

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from signal import SIGTERM
 from typing import Any
+
+import pytest
 
 LOGTAIL = [sys.executable, "-m", "logtail"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +32,18 @@ def records(stderr: str) -> list[dict[str, Any]]:
         if isinstance(record, dict):
             found.append(record)
     return found
+
+
+def unprivileged_prefix() -> list[str]:
+    """A command prefix under which logtail is refused files with mode 000: tests run as root, and
+    root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH gets the same EACCES as any other user
+    (Popen(user=65534) cannot even start the interpreter, which lives under /root)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop CAP_DAC_OVERRIDE")
+    caps = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--"]
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:

@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import select
-import shutil
 import signal
 import termios
 import threading
@@ -28,7 +27,7 @@ from typing import Any
 
 import pytest
 import support
-from support import Logtail, records, wait_until
+from support import Logtail, records, unprivileged_prefix, wait_until
 from writers import (
     NUMBERED,
     LineWriter,
@@ -687,17 +686,6 @@ def test_unusable_checkpoint_warns_once_and_starts_afresh(tmp_path: Path, logtai
         assert str(ck) in json.dumps(warnings[0]), f"the warning does not name the checkpoint: {warnings[0]}"
     assert_no_traceback(proc.stderr)
     assert saved_offset(ck, path) == 20 * LINE_BYTES, ck.read_bytes()[:300]
-
-
-def unprivileged_prefix() -> list[str]:
-    """A command prefix under which root loses the power to write where the mode forbids it (tests
-    run as root; Popen(user=65534) cannot run the interpreter, which lives under /root)."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop CAP_DAC_OVERRIDE")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--"]
 
 
 @pytest.mark.parametrize("where", ["read-only-dir", "missing-dir"])

@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 import support
-from support import Logtail, run, wait_until
+from support import Logtail, run, unprivileged_prefix, wait_until
 from writers import LineWriter, logrotate_copytruncate, logrotate_create, mv, numbered_line, rm, truncate
 
 PAD = "x" * 60
@@ -86,17 +86,6 @@ def numbered(seqs: range | list[int]) -> list[str]:
 def append(path: Path, data: bytes | str) -> None:
     with open(path, "ab") as handle:
         handle.write(data.encode() if isinstance(data, str) else data)
-
-
-def unprivileged_prefix() -> list[str]:
-    """A command prefix under which logtail is refused files with mode 000: tests run as root, and
-    root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH gets the same EACCES as any other user."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop CAP_DAC_OVERRIDE")
-    caps = "-dac_override,-dac_read_search"
-    return ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--"]
 
 
 @pytest.fixture

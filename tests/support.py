@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -70,7 +71,11 @@ class Logtail:
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), "LOGTAIL_LOG_FORMAT": "json"}
         full_env.update(env or {})
         self.argv = [*LOGTAIL, *map(str, args)]
-        self._stderr_file = tempfile.TemporaryFile()  # noqa: SIM115 - closed in kill()
+        # The child appends (O_APPEND) through its own open file description, and we read
+        # through another: reading never moves the offset the child writes at.
+        fd, self._stderr_path = tempfile.mkstemp(prefix="logtail-stderr-")
+        os.close(fd)
+        self._stderr_file = open(self._stderr_path, "ab")  # noqa: SIM115 - closed in kill()
         self.proc = subprocess.Popen(
             self.argv,
             stdout=stdout,
@@ -106,9 +111,8 @@ class Logtail:
 
     @property
     def stderr(self) -> str:
-        self._stderr_file.flush()
-        self._stderr_file.seek(0)
-        return self._stderr_file.read().decode("utf-8", "replace")
+        with open(self._stderr_path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
 
     def wait_for_lines(self, count: int, timeout: float = 10.0) -> list[str]:
         """Wait until at least ``count`` lines have been printed; return them all."""
@@ -150,6 +154,8 @@ class Logtail:
         if self._reader is not None:
             self._reader.join(10)
         self._stderr_file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._stderr_path)
 
 
 def run(

@@ -119,7 +119,7 @@ class Logtail:
         wait_until(
             lambda: len(self.raw_lines) >= count or self.proc.poll() is not None,
             timeout,
-            f"{count} lines (have {len(self.raw_lines)}; stderr: {self.stderr[-2000:]})",
+            f"{count} lines (have {len(self.raw_lines)}: {self.lines[-12:]}; stderr: {self.stderr[-2000:]})",
         )
         if len(self.raw_lines) < count:
             self.finish()  # the process ended: take what is left in the pipe before judging

@@ -123,6 +123,13 @@ class App:
         self.log.warning("stopping: stdout was closed")
         self.request_stop(EXIT_FAILURE, drain=False)
 
+    def _background_ended(self, task: asyncio.Task[Any]) -> None:
+        """A background task (inotify, sweep, checkpoint, ...) must not die unnoticed."""
+        if task.cancelled() or task.exception() is None:
+            return
+        self.log.error("internal task failed", task=task.get_name(), exc_info=task.exception())
+        self.request_stop(EXIT_FAILURE)
+
     def _saw_data(self) -> None:
         self._last_data = time.monotonic()
 
@@ -146,7 +153,7 @@ class App:
             # otherwise go unnoticed until the next full sweep.
             watching = self._start_watcher() if self.config.follow else None
             if watching is not None:
-                background.append(asyncio.create_task(watching))
+                background.append(asyncio.create_task(watching, name="inotify"))
             self._discover(at_start=True)
             if self.config.command and not await self._start_command():
                 self.request_stop(EXIT_COMMAND_NOT_RUN)  # still print what the files hold
@@ -165,6 +172,8 @@ class App:
                     loop.call_later(self.config.timeout, self._timed_out)
                 if self.config.idle_exit is not None:
                     background.append(asyncio.create_task(self._idle_exit(self.config.idle_exit)))
+            for task in background:
+                task.add_done_callback(self._background_ended)
             status, drain = await self._stop
             self._status = status
             await self._finish(drain)

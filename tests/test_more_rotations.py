@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import pytest
 from support import Logtail, wait_until
-from test_torture import Rotation, account, last_printed
+from test_torture import METHODS, Rotation, account, last_printed
 from writers import (
     LineWriter,
     NumberedWriter,
@@ -660,15 +660,7 @@ def test_slow_partial_line_writer_across_rename(tmp_path: Path, logtail: Any) ->
 
 # -- --poll mode under the torture schedule ------------------------------------------------------
 
-POLL_METHODS = [
-    "logrotate-create",
-    "logrotate-copytruncate",
-    "rotating-file-handler",
-    "watched-file-handler",
-    "mv",
-    "rm",
-    "truncate",
-]
+POLL_METHODS = METHODS  # every method of the torture test, here under --poll
 
 
 @pytest.mark.timeout(90)

@@ -1,4 +1,4 @@
-"""The checkpoint file: per followed path, where the next unprinted byte is and in which file.
+"""The checkpoint: per followed path, where the next unprinted byte is and in which file; when it is saved.
 
 Written atomically (exclusive temporary file, fsync, rename, fsync of the directory) so a
 crash leaves either the old or the new checkpoint, never a torn one. It lives in a volume
@@ -8,16 +8,25 @@ with mode 0600, and anything read from it is validated before use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import secrets
 import stat
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from logtail import logs
 from logtail.errors import ConfigError
-from logtail.rotation import FileId
+from logtail.identity import FileId
+
+if TYPE_CHECKING:
+    from logtail.generation import Snapshot
 
 VERSION = 1
 # A checkpoint for 1,024 files is about 300 KiB; anything far larger is not ours.
@@ -42,6 +51,17 @@ class Position:
     @property
     def id(self) -> FileId:
         return FileId(self.dev, self.ino)
+
+    @classmethod
+    def of(cls, at: Snapshot) -> Position:
+        return cls(
+            dev=at.id.dev,
+            ino=at.id.ino,
+            offset=at.offset,
+            window_sha=hashlib.sha256(at.window).hexdigest(),
+            window_len=len(at.window),
+            mtime_ns=at.mtime_ns,
+        )
 
 
 def parse(data: bytes) -> dict[str, Position]:
@@ -174,3 +194,57 @@ def check_writable(path: str) -> None:
     os.unlink(tmp)
     if os.path.isdir(path):
         raise ConfigError(f"--checkpoint {path}: is a directory")
+
+
+def load_or_warn(path: str) -> dict[str, Position] | None:
+    """The saved positions; None (with one warning) when there are none or they cannot be used."""
+    log = logs.get()
+    try:
+        saved = load(path)
+    except Unusable as exc:
+        log.warning("ignoring unusable checkpoint", path=path, reason=str(exc))
+        return None
+    if saved is None:
+        log.warning("no checkpoint yet; starting as without one", path=path)
+    return saved
+
+
+class Schedule:
+    """When the checkpoint is saved: at most every ``interval`` while positions change, and at exit."""
+
+    def __init__(self, path: str, interval: float, positions: Callable[[], dict[str, Position]]) -> None:
+        self._path = path
+        self._interval = interval
+        self._positions = positions
+        self._lock = threading.Lock()
+        self._numbers = itertools.count()
+        self._saved_number = -1
+
+    async def run_forever(self) -> None:
+        last: dict[str, Position] = {}
+        while True:
+            await asyncio.sleep(self._interval)
+            positions = self._positions()
+            if positions != last and await asyncio.to_thread(self._save, next(self._numbers), positions):
+                last = positions
+
+    async def final(self) -> None:
+        """The save at exit; taken after every follower has stopped, so it holds their last positions."""
+        await asyncio.to_thread(self._save, next(self._numbers), self._positions())
+
+    def _save(self, number: int, positions: dict[str, Position]) -> bool:
+        """Save in a worker thread; a save taken earlier never lands after one taken later.
+
+        The periodic save can still be writing when the final one starts (cancelling its
+        task does not stop its thread), so saves are serialised and numbered.
+        """
+        with self._lock:
+            if number < self._saved_number:
+                return True  # a later position is on disk already
+            self._saved_number = number
+            try:
+                save(self._path, positions)
+            except OSError as exc:
+                logs.get().warning("could not save checkpoint", path=self._path, reason=str(exc))
+                return False
+            return True

@@ -1,4 +1,4 @@
-"""Where reading starts: the offset for ``-n``, and a file's other generations found by content.
+"""Where reading starts: the offset for ``-n``, resume plans, and a file's other generations found by content.
 
 A generation is one file that was, at some time, at a followed path: after a rename it
 lives on under another name (``app.log.1``), after a copytruncate its content lives on in
@@ -12,12 +12,12 @@ import glob
 import hashlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from logtail import files
 from logtail.config import StartAt
-from logtail.rotation import FileId
+from logtail.identity import FileId
 
 # How many bytes just before an offset identify the content read so far.
 WINDOW = 256
@@ -156,11 +156,17 @@ def newer_generations(
     current = _stat_regular(path)
     if current is not None:
         exclude = exclude | {current.id}
-    found = (_stat_regular(candidate) for candidate in rotated_siblings(path, patterns))
+    found = [f for f in map(_stat_regular, rotated_siblings(path, patterns)) if f is not None]
+    return newer(found, after_mtime_ns, exclude)
+
+
+def newer(found: Iterable[Found], after_mtime_ns: int, exclude: set[FileId]) -> list[Found]:
+    """The files of ``found`` written since ``after_mtime_ns``, ``exclude`` left out, oldest first."""
     # ">=": a generation written within the same clock tick as the last write to the one
     # before it is newer all the same; identities already followed are excluded anyway.
-    newer = [f for f in found if f is not None and f.mtime_ns >= after_mtime_ns and f.id not in exclude]
-    return sorted(newer, key=lambda f: f.mtime_ns)
+    return sorted(
+        (f for f in found if f.mtime_ns >= after_mtime_ns and f.id not in exclude), key=lambda f: f.mtime_ns
+    )
 
 
 @dataclass(frozen=True)
@@ -172,7 +178,64 @@ class Step:
     offset: int
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Start from a checkpoint: these files, in order, each from its offset."""
+
+    steps: tuple[Step, ...]
+
+
+Start = StartAt | Resume | None  # None: from the first byte (a file that appeared later)
+
+
+def first_start(*, at_start: bool, resuming: bool, exists: bool, start_at: StartAt) -> StartAt | None:
+    """Where to start a path with no saved position: ``-n`` is for files present at start only.
+
+    A file that appears later is read from its first byte; so is one that is missing from a
+    checkpoint in use (it appeared while logtail was down).
+    """
+    return start_at if at_start and not resuming and exists else None
+
+
 def plan_resume(
+    current: Found | None,
+    siblings: list[Found],
+    saved: FileId,
+    offset: int,
+    mtime_ns: int,
+    holds: Callable[[Found], bool],
+) -> tuple[list[Step], bool]:
+    """The files to read, in order, to resume a path at a checkpointed position.
+
+    ``current`` is the file at the path now, ``siblings`` its rotated generations, and
+    ``holds(f)`` tells whether ``f`` has, just before ``offset``, the bytes that were
+    there when the checkpoint was saved. Finds the generation that was being read (same
+    identity and bytes; or, after a copytruncate, a copy with those bytes), then every
+    rotated generation written after the checkpoint (by modification time), then the file
+    at the path from its first byte. Returns the steps and whether the checkpointed
+    generation was found.
+    """
+    candidates = ([current] if current else []) + siblings
+
+    def holding(f: Found) -> bool:
+        return offset == 0 or holds(f)
+
+    origin = next((f for f in candidates if f.id == saved and holding(f)), None)
+    if origin is None and offset > 0:
+        origin = next((f for f in candidates if holding(f)), None)
+    if origin is not None and current is not None and origin.id == current.id:
+        return [Step(current.path, current.id, offset)], True  # not rotated while logtail was down
+    steps = [Step(origin.path, origin.id, offset)] if origin is not None else []
+    exclude = {origin.id} if origin is not None else set()
+    if current is not None:
+        exclude.add(current.id)
+    steps.extend(Step(f.path, f.id, 0) for f in newer(siblings, mtime_ns, exclude))
+    if current is not None:
+        steps.append(Step(current.path, current.id, 0))
+    return steps, origin is not None
+
+
+def resume(
     path: str,
     patterns: Iterable[str],
     saved: FileId,
@@ -181,28 +244,14 @@ def plan_resume(
     window_len: int,
     mtime_ns: int,
 ) -> tuple[list[Step], bool]:
-    """The files to read, in order, to resume ``path`` at a checkpointed position.
-
-    Finds the generation that was being read (same inode and same bytes before the offset;
-    or, after a copytruncate, a copy with those bytes), then every rotated generation that
-    was written after the checkpoint (by modification time), then the file now at the path
-    from its first byte. Returns the steps and whether the checkpointed generation was found.
-    """
+    """``plan_resume`` over what is on disk now at ``path`` and its rotated names."""
     current = _stat_regular(path)
     siblings = [f for f in map(_stat_regular, rotated_siblings(path, patterns)) if f is not None]
-    candidates = ([current] if current else []) + siblings
-
-    def holds(f: Found) -> bool:
-        return offset == 0 or holds_window(f.path, offset, window_sha, window_len)
-
-    origin = next((f for f in candidates if f.id == saved and holds(f)), None)
-    if origin is None and offset > 0:
-        origin = next((f for f in candidates if holds(f)), None)
-    if origin is not None and current is not None and origin.id == current.id:
-        return [Step(current.path, current.id, offset)], True  # not rotated while logtail was down
-    steps = [Step(origin.path, origin.id, offset)] if origin is not None else []
-    exclude = {origin.id} if origin is not None else set()
-    steps.extend(Step(f.path, f.id, 0) for f in newer_generations(path, patterns, mtime_ns, exclude))
-    if current is not None:
-        steps.append(Step(current.path, current.id, 0))
-    return steps, origin is not None
+    return plan_resume(
+        current,
+        siblings,
+        saved,
+        offset,
+        mtime_ns,
+        lambda f: holds_window(f.path, offset, window_sha, window_len),
+    )

@@ -17,7 +17,7 @@ from logtail import checkpoint, locate
 from logtail.checkpoint import Position, Unusable
 from logtail.config import StartAt
 from logtail.errors import ConfigError
-from logtail.rotation import FileId
+from logtail.identity import FileId
 
 POS = Position(dev=1, ino=2, offset=300, window_sha="ab" * 32, window_len=256, mtime_ns=5)
 
@@ -220,7 +220,7 @@ def _position(path: Path, offset: int) -> tuple[FileId, int, str, int, int]:
 
 
 def plan(path: Path, saved: tuple[FileId, int, str, int, int]) -> tuple[list[tuple[str, int]], bool]:
-    steps, found = locate.plan_resume(str(path), ("{path}.*", "{path}-*"), *saved)
+    steps, found = locate.resume(str(path), ("{path}.*", "{path}-*"), *saved)
     return [(os.path.basename(s.path), s.offset) for s in steps], found
 
 

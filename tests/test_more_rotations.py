@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 import pytest
-from support import Logtail, wait_until
+from support import Logtail, read_position, wait_until
 from test_torture import METHODS, Rotation, account, last_printed
 from writers import (
     LineWriter,
@@ -36,6 +36,8 @@ from writers import (
     run_tool,
     truncate,
 )
+
+pytestmark = pytest.mark.e2e
 
 PADDING = 60
 RATE = 2000.0
@@ -58,19 +60,12 @@ def start_following(logtail: Any, path: Path, *args: str | Path) -> Logtail:
     return proc
 
 
-def read_position(proc: Logtail, path: Path) -> int | None:
-    """logtail's read offset in the file now at ``path`` (from /proc/PID/fdinfo), or None if not open."""
-    target = str(path.resolve())
-    for f in psutil.Process(proc.proc.pid).open_files():
-        if f.path == target:
-            return int(f.position)
-    return None
-
-
 def wait_read_to_end(proc: Logtail, path: Path) -> None:
     """Wait until logtail has read the file at ``path`` up to its current size."""
     size = path.stat().st_size
-    wait_until(lambda: read_position(proc, path) == size, 10, f"logtail to read {path} to byte {size}")
+    wait_until(
+        lambda: read_position(proc.proc.pid, path) == size, 10, f"logtail to read {path} to byte {size}"
+    )
 
 
 def logrotate(path: Path, workdir: Path, options: Sequence[str], postrotate: str = "") -> Callable[[], None]:

@@ -15,6 +15,10 @@ import psutil
 from bench.tools import KEYS, Tool, run_once
 
 COLUMNS = {"logtail": "logtail", "gnu": "GNU tail", "busybox": "busybox"}
+BUSYBOX_NOTE = (
+    "busybox `tail -F` has no inotify: it sleeps 1 s (`-s`) between looks at its files and then "
+    "copies what came in one go, so it spends little CPU per line and delays lines by up to 1 s."
+)
 
 
 @dataclass
@@ -147,16 +151,21 @@ def table(rows: list[Row]) -> list[str]:
 
 def footnotes(rows: list[Row]) -> list[str]:
     notes = []
+    not_run: dict[tuple[str, str], list[str]] = {}  # (tool, why) -> metrics, so each reason is said once
     for r in rows:
         for key in KEYS:
             if r.notes.get(key):
                 notes.append(f"- \\* {r.metric}: {COLUMNS[key]} {r.notes[key]}")
-        notes += [f"- — {r.metric}: {COLUMNS[k]} not run: {why}" for k, why in r.absent.items() if why]
+        for key, why in r.absent.items():
+            if why:
+                not_run.setdefault((key, why), []).append(r.metric)
         notes += [f"- error in {r.metric}: {r.err}"] if r.err else []
+    for (key, why), metrics in not_run.items():
+        notes.append(f"- — {COLUMNS[key]} not run ({'; '.join(metrics)}): {why}")
     return notes
 
 
-def render(res: Results, header: list[str], mode: str) -> str:
+def render(res: Results, header: list[str], mode: str, with_busybox: bool) -> str:
     notes = footnotes(res.rows)
     return "\n".join(
         [
@@ -169,6 +178,7 @@ def render(res: Results, header: list[str], mode: str) -> str:
             "CPU: on-CPU time of the tool's processes over the window (scheduler ns, else psutil "
             "ticks), in % of one core; peak RSS: VmHWM. **LOST n**: lines the tool never printed.",
             "",
+            *([BUSYBOX_NOTE, ""] if with_busybox else []),
             *table(res.rows),
             *(["", *notes] if notes else []),
             "",

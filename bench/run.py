@@ -160,7 +160,8 @@ def main() -> int:
     mode = ("quick" if args.quick else "full") + (
         "" if len(selected) == len(PROBES) else f" (only {', '.join(selected)})"
     )
-    text = render(ctx.res, header, f"{mode}; bench runtime {time.monotonic() - t_start:.0f} s")
+    runtime = f"{mode}; bench runtime {time.monotonic() - t_start:.0f} s"
+    text = render(ctx.res, header, runtime, busybox is not None)
     print("\n" + text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 
 One command, public tools only (GNU coreutils ``tail``, ``sed``, busybox if installed), stdlib + psutil::
 
-    python bench/run.py              # full run, about 7 minutes
+    python bench/run.py              # full run, about 8 minutes
     python bench/run.py --quick      # shorter files and windows, about 2 minutes
     python bench/run.py --only delay,steady
     python bench/run.py --logtail 'logtail'          # command used for logtail
@@ -20,7 +20,7 @@ Probes (``--only`` takes exact names, or prefixes such as ``idle``, comma separa
   stalled            catch-up of the big file into a stdout pipe nobody reads for 5 s: peak RSS
   steady-N           a writer process appends one 80-byte line per write() at N = 100, 1,000, 10,000 lines/s
                      for 10 s: CPU of the tool's processes in % of a core; every line counted
-  delay              one line every 250 ms for 15 s: write-to-arrival p50/p99
+  delay              one line every 250 ms for 25 s (100 lines): write-to-arrival p50/p99
   delay-prefix       the same with the prefix (sed pipeline for GNU)
   delay-load         one line per write() at 2,000 lines/s for 10 s: write-to-arrival p50/p99
   idle-2             CPU share and peak RSS (VmHWM) over 20 s with 2 idle files; every tool in the same window

@@ -16,6 +16,7 @@ def _measure(ctx: Ctx, rate: float, seconds: float, prefix: str | None, name: st
     absent = ctx.absent(NO_BUSYBOX_PREFIX if prefix else "")
     p50 = Row(f"{name} p50 (ms, {tag})", "ms", labels=labels, absent=absent)
     p99 = Row(f"{name} p99 (ms, {tag})", "ms", labels=dict(labels), absent=dict(absent))
+    name += ", prefix" if prefix else ""
     for tool in ctx.tools(busybox=prefix is None):
         with ctx.guarded(p99.notes, tool.key, name):
             arr = Arrivals(max(1, round(rate * seconds)))

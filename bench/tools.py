@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench.harness import REPO
 
@@ -65,8 +66,23 @@ def busybox_tail() -> Tool | None:
     return Tool("busybox", "busybox tail -n+1 -F", _tail_builder([exe, "tail"]), None)
 
 
+def _default_logtail() -> list[str]:
+    """The console script next to this interpreter, else `logtail` on PATH, else `python -m logtail`.
+
+    The interpreter's own bin/ comes first because `logtail` on PATH may be a version manager's
+    shim (pyenv's is a bash script that runs `pyenv exec`): ~100 ms more per start here.
+    """
+    beside = Path(sys.executable).parent / "logtail"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
+    on_path = shutil.which("logtail")
+    if on_path and "/shims/" not in on_path:
+        return [on_path]
+    return [sys.executable, "-m", "logtail"]
+
+
 def logtail(spec: str | None) -> Tool:
-    """logtail as `spec` (a command line), else `logtail` on PATH, else `python -m logtail`.
+    """logtail as `spec` (a command line), else the installed console script, else `python -m logtail`.
 
     PYTHONPATH points at this checkout either way, and LOGTAIL_* variables are removed.
     `spec` 'gnu' stands GNU tail in for logtail, to check the harness itself.
@@ -75,12 +91,7 @@ def logtail(spec: str | None) -> Tool:
         return Tool("logtail", "GNU tail standing in for logtail", _tail_builder(["tail"]), None)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOGTAIL_")}
     env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    if spec:
-        base = shlex.split(spec)
-    elif shutil.which("logtail"):
-        base = ["logtail"]
-    else:
-        base = [sys.executable, "-m", "logtail"]
+    base = shlex.split(spec) if spec else _default_logtail()
 
     def build(paths: list[str], prefix: str | None, is_glob: bool, extra: list[str]) -> list[list[str]]:
         argv = [*base, *extra]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import PREFIX, Ctx
-from bench.harness import LINE_LEN, Failure, Runner, count_lines, drain, failed
+from bench.harness import LINE_LEN, Runner, count_lines, drain, failed
 from bench.report import Row, fmt
 from bench.tools import Tool
 
@@ -119,6 +119,3 @@ def run_prefix(ctx: Ctx) -> None:
     else:
         row.target = "≥ 0.6x GNU tail plain (run catchup first)"
     ctx.add(row)
-
-
-__all__ = ["Failure", "run_plain", "run_prefix"]

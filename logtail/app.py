@@ -39,8 +39,8 @@ class App:
         # Followers that ended (a glob match that went away, a drained file): their counts
         # for the summary and their last position for the checkpoint, one entry per path.
         self._ended: dict[str, dict[str, Any]] = {}
-        self._ended_at: dict[str, Snapshot] = {}
-        self._saved: dict[str, checkpoint.Position] | None = None
+        self._ended_at: dict[str, tuple[Snapshot, ...]] = {}
+        self._saved: dict[str, checkpoint.Entry] | None = None
         self._status: int = Exit.OK
         until = re.compile(config.until.encode(), re.MULTILINE) if config.until else None
         self._printer = Printer(self.stdout, until)
@@ -201,15 +201,7 @@ class App:
         # this run is new, not the one the checkpoint described.
         saved = self._saved.pop(path, None) if self._saved is not None else None
         if saved is not None:
-            steps, found = locate.resume(
-                path,
-                self.config.rotated_patterns,
-                saved.id,
-                saved.offset,
-                saved.window_sha,
-                saved.window_len,
-                saved.mtime_ns,
-            )
+            steps, found = locate.resume(path, self.config.rotated_patterns, saved)
             if not found:
                 self.log.warning(
                     "file in the checkpoint is gone; reading newer files from their start", path=path
@@ -236,7 +228,7 @@ class App:
             del self.followers[follower.path]
         self._tasks.pop(follower, None)
         _add_counts(self._ended, follower)
-        if (at := follower.snapshot()) is not None:
+        if at := follower.snapshot():
             self._ended_at[follower.path] = at
         else:
             self._ended_at.pop(follower.path, None)
@@ -250,12 +242,12 @@ class App:
             self.log.error("follower failed", path=follower.path, exc_info=error)
             self.request_stop(Stop(Exit.FAILURE))
 
-    def _positions(self) -> dict[str, checkpoint.Position]:
+    def _positions(self) -> dict[str, checkpoint.Entry]:
         snapshots = dict(self._ended_at)
         for follower in self.followers.values():
-            if (at := follower.snapshot()) is not None:
+            if at := follower.snapshot():
                 snapshots[follower.path] = at
-        positions = {path: checkpoint.Position.of(at) for path, at in snapshots.items()}
+        positions = {path: tuple(map(checkpoint.Position.of, at)) for path, at in snapshots.items()}
         if self._saved:
             # Paths not seen this run keep their place, for when they come back.
             for path, position in self._saved.items():
@@ -283,9 +275,11 @@ def _add_counts(files: dict[str, dict[str, Any]], follower: Follower) -> None:
             "bytes": 0,
             "rotations": 0,
             "truncations": 0,
+            "lost_bytes": 0,
         },
     )
     record["lines"] += follower.printed.lines
     record["bytes"] += follower.printed.bytes
     record["rotations"] += follower.stats.rotations
     record["truncations"] += follower.stats.truncations
+    record["lost_bytes"] += follower.stats.lost_bytes

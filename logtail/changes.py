@@ -21,8 +21,11 @@ if TYPE_CHECKING:
 
 # With inotify, how often every file is also looked at with stat, in case events were lost.
 FULL_SWEEP = 30.0
-# inotify masks (linux/inotify.h) that say a name appeared in a directory.
-_APPEARED = 0x100 | 0x80  # IN_CREATE | IN_MOVED_TO
+# inotify masks (linux/inotify.h).
+_MOVED_FROM, _MOVED_TO, _CREATE = 0x40, 0x80, 0x100
+_APPEARED = _CREATE | _MOVED_TO  # a name appeared in a directory
+# Renames whose other half has not arrived yet (their cookie), at most this many.
+_PENDING_RENAMES = 1024
 
 
 class Followed(Protocol):
@@ -36,6 +39,27 @@ class Followed(Protocol):
     def via_symlink(self) -> bool: ...
     def wake(self) -> None: ...
     def signature(self) -> tuple[Any, ...]: ...
+    def moved(self, to: str) -> None: ...
+
+
+def pair_renames(events: Iterable[Event], pending: dict[int, str]) -> list[tuple[str, str]]:
+    """Renames as (old path, new path), from IN_MOVED_FROM and IN_MOVED_TO events with one cookie.
+
+    ``pending`` holds old paths whose new name has not been seen yet; it is updated, and kept
+    small (a file moved out of every watched directory never gets its second half).
+    """
+    pairs = []
+    for event in events:
+        if event.directory is None or event.name is None or not event.cookie:
+            continue
+        path = os.path.join(event.directory, event.name)
+        if event.mask & _MOVED_FROM:
+            pending[event.cookie] = path
+            while len(pending) > _PENDING_RENAMES:
+                del pending[next(iter(pending))]
+        elif event.mask & _MOVED_TO and (old := pending.pop(event.cookie, None)) is not None:
+            pairs.append((old, path))
+    return pairs
 
 
 def wakes_for(events: Iterable[Event], followers: Mapping[str, Followed]) -> tuple[list[Followed], bool]:
@@ -85,6 +109,7 @@ class Changes:
         self._glob_bases = glob_bases
         self._poll_interval = poll_interval
         self._watcher: DirectoryWatcher | None = None
+        self._renames: dict[int, str] = {}
 
     def start_inotify(self) -> bool:
         """Watch the directories that matter now; False (logged) where inotify is unavailable."""
@@ -113,6 +138,10 @@ class Changes:
             self._watcher.close()
 
     def _on_events(self, events: list[Event]) -> None:
+        # Renames first: a follower woken by this batch must know where its file went.
+        for old, new in pair_renames(events, self._renames):
+            if (follower := self._followers.get(old)) is not None:
+                follower.moved(new)
         woken, discover = wakes_for(events, self._followers)
         for follower in woken:
             follower.wake()

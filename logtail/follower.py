@@ -30,12 +30,16 @@ from logtail.transfer import Printer, Stream
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
 BURST = 8 * 1024 * 1024
+# How many rename targets of the path to remember (a logger rotating every few milliseconds
+# can rename many files between two looks).
+MOVED_MEMORY = 256
 
 
 @dataclass(slots=True)
 class Stats:
     rotations: int = 0
     truncations: int = 0
+    lost_bytes: int = 0  # known to have existed and gone before they could be printed
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,9 @@ class Follower:
         self.missing = False
         self.via_symlink = False  # the path is a symlink: inotify on its directory misses the writes
         self._gens: deque[Generation] = deque()
+        # Names files at the path were renamed to (from inotify), newest last: where missed
+        # generations are, for rotated names that no --rotated pattern describes.
+        self._moved_to: deque[str] = deque(maxlen=MOVED_MEMORY)
         self._shared = shared
         self._config = shared.config
         self._printer = shared.printer
@@ -77,7 +84,11 @@ class Follower:
         self._wake.set()
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
-        self._last_snapshot: Snapshot | None = None
+        self._last_snapshot: tuple[Snapshot, ...] = ()
+        # Generations a drain read to their end that a normal run would still keep open (their
+        # writer may not have reopened yet): the checkpoint keeps them, so that what is written
+        # into them after logtail stopped is read after a restart.
+        self._lingering: list[Snapshot] = []
 
     # -- control, from the app and change detection -------------------------------------
 
@@ -117,14 +128,14 @@ class Follower:
                 total += gen.unprinted()
         return total
 
-    def snapshot(self) -> Snapshot | None:
-        """Where printing stopped: the oldest open generation and its first byte not printed yet."""
+    def snapshot(self) -> tuple[Snapshot, ...]:
+        """Where printing stopped in every generation that may still be read, oldest first."""
         if not self._gens:
-            return self._last_snapshot
+            return self._last_snapshot or tuple(self._lingering)
         try:
-            return self._gens[0].snapshot()
+            return (*self._lingering, *(gen.snapshot() for gen in self._gens))
         except OSError:
-            return None
+            return ()
 
     async def run(self) -> None:
         try:
@@ -161,9 +172,16 @@ class Follower:
             # Look at the later files before the last read of this one: a single writer
             # only writes there after its last write here. Any of them, not just the next:
             # a rotation of an idle log leaves empty generations in between.
+            if not gen.started:
+                gen.started = True
+                if await self._check_queued(gen):
+                    continue  # its copy was queued before it: read that first
             next_has_data = any(g.size() > 0 for g in list(self._gens)[1:])
             target = gen.size() if final else None
             budget = await self._printer.read(gen, self._stream, budget, target)
+            if gen.cut_short:
+                await self._truncated(gen)
+                continue
             if self._printer.cut:
                 self.done = True
                 return
@@ -172,7 +190,10 @@ class Follower:
                 return
             if later is None:
                 break
-            delay = retire_delay(next_has_data, _idle_for(gen), self._config.rotate_wait, final, gen.is_copy)
+            delay = retire_delay(next_has_data, _idle_for(gen), self._config.rotate_wait, False, gen.is_copy)
+            if final and delay != 0:
+                await self._linger(gen)
+                continue
             if delay == 0:
                 await self._retire(gen)
                 continue
@@ -202,6 +223,14 @@ class Follower:
         await self._flush_partial(gen)
         with contextlib.suppress(OSError):
             self._shared.registry.retired(gen.id, gen.first_bytes())
+        self._drop(gen)
+
+    async def _linger(self, gen: Generation) -> None:
+        """A drain is done with ``gen`` before its writer may be: close it, but keep it in the checkpoint."""
+        if self._shared.flush_partial_at_end:
+            await self._flush_partial(gen)
+        with contextlib.suppress(OSError):
+            self._lingering.append(gen.snapshot())
         self._drop(gen)
 
     def _queue(self, gen: Generation, at: int | None = None) -> None:
@@ -247,15 +276,16 @@ class Follower:
         if change is Change.MISSING:
             if not self._gens:
                 self._warn("waiting for file to appear", self.path)
-        elif change is Change.APPEARED:
-            await self._open_at_path(rotated=False)
-        elif change is Change.REPLACED and newest is not None:
+        elif change is Change.APPEARED and at_path is not None:
+            await self._open_at_path(FileId.of(at_path), rotated=False)
+        elif change is Change.REPLACED and newest is not None and at_path is not None:
             await self._open_missed_generations(newest)
-            await self._open_at_path(rotated=True)
+            await self._open_at_path(FileId.of(at_path), rotated=True)
         elif change is Change.TRUNCATED and newest is not None:
             await self._truncated(newest)
 
-    async def _open_at_path(self, rotated: bool) -> None:
+    async def _open_at_path(self, seen: FileId, rotated: bool) -> None:
+        """Open the file at the path, which a look just found to be ``seen``."""
         start = self._start
         self._start = None  # only the file found at start-up gets -n; later ones start at byte 0
         opened = await self._open(self.path)
@@ -265,6 +295,15 @@ class Follower:
         fd, st = opened
         self.via_symlink = os.path.islink(self.path)
         file_id = FileId.of(st)
+        if file_id != seen and not any(g.id == seen for g in self._gens):
+            # Rotated again between the look and the open (a logger that rotates every few
+            # milliseconds): the file that was looked at comes first, wherever it went now.
+            os.close(fd)
+            if (found := await self._open_by_identity(seen)) is not None:
+                self._queue(found)
+                self.stats.rotations += rotated
+            self._wake.set()  # look again: the newer file is at the path
+            return
         if any(g.id == file_id for g in self._gens):
             os.close(fd)  # the path went back to a file already open (a symlink flipped back)
             return
@@ -287,16 +326,36 @@ class Follower:
             self._queue(gen)
             self.stats.rotations += 1
 
+    async def _open_by_identity(self, file_id: FileId) -> Generation | None:
+        """Open the file ``file_id`` that was at the path, wherever it went (names it was moved to,
+        rotated names, or a listing of the directory by inode)."""
+        places = [*self._moved_to, *locate.rotated_siblings(self.path, self._config.rotated_patterns)]
+        for found in locate.by_identity(self.path, places, file_id):
+            if (opened := await self._open(found.path)) is None:
+                continue
+            fd, st = opened
+            if FileId.of(st) == file_id:
+                return self._generation(fd, file_id, 0)
+            os.close(fd)
+        return None
+
+    def moved(self, to: str) -> None:
+        """The file at the path was renamed to ``to`` (an inotify rename pair): a place its
+        generations may be found, whatever the --rotated patterns say."""
+        if to not in self._moved_to:
+            self._moved_to.append(to)
+
     async def _newer_generations(self, since_ns: int) -> list[Generation]:
         """Open the rotated generations written since ``since_ns`` that are not open yet, oldest first."""
         known = {g.id for g in self._gens}
         opened: list[Generation] = []
-        for found in locate.newer_generations(self.path, self._config.rotated_patterns, since_ns, known):
+        patterns = self._config.rotated_patterns
+        for found in locate.newer_generations(self.path, patterns, since_ns, known, self._moved_to):
             if (result := await self._open(found.path)) is None:
                 continue
             fd, st = result
-            if FileId.of(st) != found.id:
-                os.close(fd)  # replaced since it was listed
+            if FileId.of(st) != found.id or self._shared.registry.was_read(found.id, found.path):
+                os.close(fd)  # replaced since it was listed, or one of ours already read to its end
                 continue
             opened.append(self._generation(fd, found.id, 0))
             self._log.info("reading a rotated file that was missed", path=self.path, file=found.path)
@@ -334,8 +393,54 @@ class Follower:
     def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
         return Generation.open_at(fd, file_id, offset, self._config.max_line_bytes)
 
+    async def _check_queued(self, gen: Generation) -> bool:
+        """A queued file comes up: was it copytruncated while it waited? True if its copy was queued.
+
+        Its first bytes as they were when queued identify it; a file queued while empty has
+        none, so a copy made since then that does not start like the file now stands for
+        what it lost.
+        """
+        if gen.head:
+            if gen.intact():
+                return False
+            await self._truncated(gen)
+            return True
+        try:
+            if os.fstat(gen.fd).st_mtime_ns == gen.queued_ns:
+                return False  # not even written since it was queued
+        except OSError:
+            return False
+        copies = await self._copies_since(gen, gen.queued_ns)
+        for at, copy in enumerate(copies, start=self._gens.index(gen)):
+            self._queue(copy, at)
+        if copies:
+            self.stats.truncations += 1
+            self._log.info("file truncated; reading what it held from its copy", path=self.path)
+        return bool(copies)
+
+    async def _copies_since(self, gen: Generation, since_ns: int) -> list[Generation]:
+        """Copies of ``gen`` made since ``since_ns`` that hold bytes it no longer has, oldest first.
+
+        A copy that starts like the file does now is a copy of what is still there (a
+        copytruncate caught between its copy and its truncate, or logrotate's ``copy``):
+        reading it as well would print those lines twice.
+        """
+        copies = []
+        try:
+            head_now = gen.first_bytes()
+            size_now = gen.size()
+        except OSError:
+            return []
+        for copy in await self._newer_generations(since_ns):
+            if copy.head and head_now.startswith(copy.head) and copy.size() <= size_now:
+                copy.close()
+                continue
+            copy.is_copy = True
+            copies.append(copy)
+        return copies
+
     async def _truncated(self, gen: Generation) -> None:
-        """The file at the path was cut short: finish what it held from its copy, if there is one."""
+        """The file was cut short: finish what it held from its copy, if there is one."""
         self.stats.truncations += 1
         # What identifies our content: the bytes before the read offset, or, if nothing was
         # read yet, the first bytes as they were when this file was queued.
@@ -345,20 +450,27 @@ class Follower:
         if opened is not None:
             fd, st = opened
             rest = self._generation(fd, FileId.of(st), gen.offset)
-            rest.framer, rest.printed, rest.is_copy = gen.framer, gen.printed, True
+            rest.framer, rest.printed, rest.is_copy, rest.started = gen.framer, gen.printed, True, True
             at = self._gens.index(gen)
             self._queue(rest, at)
             self._log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
             # Several copytruncates since we last looked: the copies made after this one
             # hold the generations in between, oldest first.
-            for between in await self._newer_generations(st.st_mtime_ns):
-                between.is_copy = True
-                at += 1
-                self._queue(between, at)
+            for later, between in enumerate(await self._copies_since(gen, st.st_mtime_ns), start=at + 1):
+                self._queue(between, later)
         else:
-            await self._flush_partial(gen)
-            self._log.info("file truncated; reading it from the start", path=self.path)
+            # What was read of an unterminated line and everything not read yet is gone: the
+            # part read is not a line and is not printed as one.
+            lost = gen.framer.pending + max(0, gen.seen_size - gen.offset)
+            if lost:
+                self.stats.lost_bytes += lost
+                self._log.warning(
+                    "file truncated before all of it was printed; bytes lost", path=self.path, lost_bytes=lost
+                )
+            else:
+                self._log.info("file truncated; reading it from the start", path=self.path)
         gen.rewind(self._config.max_line_bytes)
+        gen.started = True
 
     def _wake_in(self, delay: float) -> None:
         if self._timer:

@@ -7,11 +7,9 @@ path. Each is a ``Generation``; the follower reads them strictly in order.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
-from typing import Any
-
-import aiofiles
 
 from logtail import files, locate
 from logtail.framing import LineFramer
@@ -20,6 +18,8 @@ from logtail.identity import FileId
 # Up to this much unread data is read on the event loop: a few lines just written are in
 # the page cache, and a hop to a worker thread would add latency to every line.
 INLINE_READ = 64 * 1024
+# How many bytes before the offset a small read takes again, to see they are still the same.
+OVERLAP = 32
 
 
 @dataclass(eq=False, slots=True)
@@ -36,26 +36,55 @@ class Generation:
     # truncation before we get to it (copytruncate again, while older copies are read) shows.
     head: bytes = b""
     is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
-    _async: Any = None  # aiofiles' wrapper, made on the first large read
+    seen_size: int = 0  # the file's size when last looked at: bytes up to it were known to exist
+    queued_ns: int = 0  # its modification time when it was queued (nothing read yet)
+    started: bool = False  # reading it has begun (checks made when a queued file comes up are done)
+    cut_short: bool = False  # a read found it truncated under the read offset: the follower must see to it
 
     @classmethod
     def open_at(cls, fd: int, file_id: FileId, offset: int, max_line_bytes: int) -> Generation:
         """A generation of the open file ``fd`` whose bytes before ``offset`` count as printed."""
-        if offset:
-            os.lseek(fd, offset, os.SEEK_SET)
         gen = cls(fd, file_id, offset, LineFramer(max_line_bytes), printed=offset)
         if offset:
             gen.window = locate.window_before(fd, offset)
         else:
             gen.head = os.pread(fd, locate.WINDOW, 0)
+        st = os.fstat(fd)
+        gen.seen_size, gen.queued_ns = st.st_size, st.st_mtime_ns
         return gen
 
     async def read(self, size: int) -> bytes:
-        if self.size() - self.offset <= INLINE_READ:
-            return os.read(self.fd, size)
-        if self._async is None:
-            self._async = await aiofiles.open(self.fd, "rb", buffering=0, closefd=False)
-        data: bytes = await self._async.read(size)
+        """The next bytes, or b"" at the end, or when the file was cut short under the read offset.
+
+        Truncation is looked for at every read, not only when the path is looked at: a file
+        truncated and refilled past the offset in the middle of a large catch-up would
+        otherwise go on at the old offset in new content. A large read is checked before and
+        after (the bytes before the offset still in place), so a truncation between the two
+        never lets a chunk of new content through as if it followed the old.
+        """
+        size_now = self.size()
+        if size_now < self.offset:
+            self.cut_short = True
+            return b""
+        self.seen_size = max(self.seen_size, size_now)
+        if size_now - self.offset <= INLINE_READ:
+            # A few lines just written are in the page cache: reading them here takes
+            # microseconds, a hop to a worker thread would add latency to every line. The
+            # read starts a few bytes early, so the same call tells whether the bytes before
+            # the offset are still the ones read before.
+            known = self.window[-OVERLAP:] if self.offset else b""
+            data = os.pread(self.fd, size + len(known), self.offset - len(known))
+            if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
+                self.cut_short = True
+                return b""
+            return data[len(known) :]
+        if not self.intact():
+            self.cut_short = True
+            return b""
+        data = await asyncio.to_thread(os.pread, self.fd, size, self.offset)
+        if not self.intact():
+            self.cut_short = True  # truncated while the chunk was read: it may be new content, not ours
+            return b""
         return data
 
     def note_read(self, data: bytes) -> None:
@@ -67,10 +96,10 @@ class Generation:
 
     def rewind(self, max_line_bytes: int) -> None:
         """Start again from the first byte (the file was truncated)."""
-        os.lseek(self.fd, 0, os.SEEK_SET)
         self.framer = LineFramer(max_line_bytes)
-        self.offset = self.printed = 0
+        self.offset = self.printed = self.seen_size = 0
         self.window = b""
+        self.cut_short = False
         self.head = os.pread(self.fd, locate.WINDOW, 0)
 
     def intact(self) -> bool:
@@ -93,10 +122,22 @@ class Generation:
         return max(0, self.size() - self.printed)
 
     def snapshot(self) -> Snapshot:
-        """Where printing stopped in this file, as a checkpoint records it."""
+        """Where printing stopped in this file, as a checkpoint records it, and where the file is now."""
         return Snapshot(
-            self.id, self.printed, locate.window_before(self.fd, self.printed), os.fstat(self.fd).st_mtime_ns
+            self.id,
+            self.printed,
+            locate.window_before(self.fd, self.printed),
+            os.fstat(self.fd).st_mtime_ns,
+            self.name(),
         )
+
+    def name(self) -> str:
+        """The file's path now, wherever it was renamed to ("" when deleted or unknown)."""
+        try:
+            name = os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return ""
+        return "" if name.endswith(" (deleted)") or not name.startswith("/") else name
 
     def close(self) -> None:
         files.close_quietly(self.fd)
@@ -110,3 +151,9 @@ class Snapshot:
     offset: int
     window: bytes  # the bytes just before ``offset``
     mtime_ns: int
+    name: str = ""  # where the file was when the snapshot was taken
+
+
+def _agrees(data: bytes, head: bytes) -> bool:
+    """Whether a file's first bytes ``data`` agree with the ``head`` it had when it was queued."""
+    return data[: len(head)] == head[: len(data)]

@@ -66,19 +66,28 @@ class Registry:
         while len(self._retired) > self._memory:
             self._retired.popitem(last=False)
 
+    def was_read(self, file_id: FileId, path: str) -> bool:
+        """Whether the file ``file_id`` now at ``path`` was read to its end and closed by any follower."""
+        head = self._retired.get(file_id)
+        return head is not None and _starts_with(path, head)
+
     def read_elsewhere(self, path: str, file_id: FileId) -> bool:
         """Whether the file ``file_id`` now at ``path`` is, or was, read by a follower of another path."""
         readers = self._open.get(file_id)
         if readers and any(reader != path for reader in readers):
             return True
-        head = self._retired.get(file_id)
-        if head is None:
-            return False
-        try:
-            fd, _ = files.open_regular(path, None)  # never a blocking open: it may be a FIFO by now
-        except (OSError, files.Refused):
-            return False
-        try:
-            return os.pread(fd, len(head), 0) == head  # the same inode number, reused, has other bytes
-        finally:
-            os.close(fd)
+        return self.was_read(file_id, path)
+
+
+def _starts_with(path: str, head: bytes) -> bool:
+    """Whether the file at ``path`` starts with ``head``: the same inode number, reused, has other bytes."""
+    try:
+        fd, _ = files.open_regular(path, None)  # never a blocking open: it may be a FIFO by now
+    except (OSError, files.Refused):
+        return False
+    try:
+        return os.pread(fd, len(head), 0) == head
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -10,6 +10,7 @@ import pytest
 
 from logtail import discovery, locate
 from logtail.changes import needs_look, wakes_for
+from logtail.checkpoint import Position
 from logtail.config import FIRST_LINE, StartAt, StreamSpec
 from logtail.identity import FileId
 from logtail.locate import Found, Step
@@ -25,18 +26,27 @@ def found(name: str, file_id: FileId, mtime: int) -> Found:
     return Found(f"/logs/{name}", file_id, mtime, 1000)
 
 
+def saved_at(file_id: FileId, offset: int, mtime: int) -> Position:
+    return Position(file_id.dev, file_id.ino, offset, "", 0, mtime)
+
+
 @pytest.mark.parametrize(
-    ("current", "siblings", "saved", "offset", "holding", "steps", "was_found"),
+    ("current", "siblings", "saved", "located", "steps", "all_found"),
     [
         pytest.param(
-            found("app.log", A, 5), [], A, 300, {"app.log"}, [("app.log", 300)], True, id="not rotated"
+            found("app.log", A, 5),
+            [],
+            [saved_at(A, 300, 5)],
+            ["app.log"],
+            [("app.log", 300)],
+            True,
+            id="not rotated",
         ),
         pytest.param(
             found("app.log", C, 9),
             [found("app.log.1", B, 7), found("app.log.2", A, 5)],
-            A,
-            300,
-            {"app.log.2"},
+            [saved_at(A, 300, 5)],
+            ["app.log.2"],
             [("app.log.2", 300), ("app.log.1", 0), ("app.log", 0)],
             True,
             id="renamed twice while down: the rest, the one between, the new file",
@@ -44,71 +54,68 @@ def found(name: str, file_id: FileId, mtime: int) -> Found:
         pytest.param(
             found("app.log", A, 9),
             [found("app.log.1", B, 7)],
-            A,
-            300,
-            {"app.log.1"},
+            [saved_at(A, 300, 5)],
+            ["app.log.1"],
             [("app.log.1", 300), ("app.log", 0)],
             True,
-            id="copytruncate while down: the rest from the copy (other inode, same bytes)",
-        ),
-        pytest.param(
-            found("app.log", A, 9),
-            [],
-            A,
-            300,
-            set(),
-            [("app.log", 0)],
-            False,
-            id="same inode, other bytes (reused or rewritten): read the file from its start",
+            id="copytruncate while down: the rest from the copy, then the file from its start",
         ),
         pytest.param(
             found("app.log", C, 9),
             [found("app.log.1", B, 1)],
-            A,
-            300,
-            set(),
+            [saved_at(A, 300, 5)],
+            [None],
             [("app.log", 0)],
             False,
             id="checkpointed file gone: only generations newer than the checkpoint",
         ),
         pytest.param(
+            found("app.log", B, 9),
+            [],
+            [saved_at(A, 300, 5), saved_at(B, 0, 6)],
+            ["app-3.log", "app.log"],
+            [("app-3.log", 300), ("app.log", 0)],
+            True,
+            id="a rotated-away generation still being read when saved, found under any name",
+        ),
+        pytest.param(
+            found("app.log", D, 9),
+            [found("app.log.1", C, 8)],
+            [saved_at(A, 300, 5), saved_at(B, 0, 6)],
+            [None, "app.log.2"],
+            [("app.log.2", 0), ("app.log.1", 0), ("app.log", 0)],
+            False,
+            id="first gone, second found: then everything written since the newest saved one",
+        ),
+        pytest.param(
             None,
             [found("app.log.1", A, 5)],
-            A,
-            300,
-            {"app.log.1"},
+            [saved_at(A, 300, 5)],
+            ["app.log.1"],
             [("app.log.1", 300)],
             True,
             id="renamed and not re-created yet",
-        ),
-        pytest.param(
-            found("app.log", B, 9),
-            [found("app.log.1", A, 5)],
-            A,
-            0,
-            set(),
-            [("app.log.1", 0), ("app.log", 0)],
-            True,
-            id="offset 0 needs no bytes to match",
         ),
     ],
 )
 def test_plan_resume(
     current: Found | None,
     siblings: list[Found],
-    saved: FileId,
-    offset: int,
-    holding: set[str],
+    saved: list[Position],
+    located: list[str | None],
     steps: list[tuple[str, int]],
-    was_found: bool,
+    all_found: bool,
 ) -> None:
-    """Resume in the checkpointed generation (found by identity and bytes, or by bytes in a copy), then
-    every generation written since, then the file at the path."""
-    planned, origin_found = locate.plan_resume(
-        current, siblings, saved, offset, 4, lambda f: f.path.rsplit("/", 1)[1] in holding
-    )
+    """Resume every saved generation where it is now, then every generation written since, then the
+    file at the path."""
+    ids = {f.path.rsplit("/", 1)[1]: f.id for f in ([current] if current else []) + siblings}
+    where = [
+        None if name is None else Found(f"/logs/{name}", ids.get(name, pos.id), pos.mtime_ns, 1000)
+        for name, pos in zip(located, saved, strict=True)
+    ]
+    planned, found_all = locate.plan_resume(current, siblings, saved, where)
     assert [(step.path.rsplit("/", 1)[1], step.offset) for step in planned] == steps
-    assert origin_found is was_found
+    assert found_all is all_found
     assert all(isinstance(step, Step) for step in planned)
 
 

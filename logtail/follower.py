@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,7 @@ from logtail.transfer import Printer, Stream
 BURST = 8 * 1024 * 1024
 # How many rename targets of the path to remember (a logger rotating every few milliseconds
 # can rename many files between two looks).
-MOVED_MEMORY = 256
+MOVED_MEMORY = 4096
 
 
 @dataclass(slots=True)
@@ -70,9 +71,12 @@ class Follower:
         self.missing = False
         self.via_symlink = False  # the path is a symlink: inotify on its directory misses the writes
         self._gens: deque[Generation] = deque()
-        # Names files at the path were renamed to (from inotify), newest last: where missed
-        # generations are, for rotated names that no --rotated pattern describes.
-        self._moved_to: deque[str] = deque(maxlen=MOVED_MEMORY)
+        # Names files at the path were renamed to (from inotify), with the order of each rename:
+        # where missed generations are, for rotated names that no --rotated pattern describes.
+        self._moved_to: OrderedDict[str, int] = OrderedDict()
+        self._renames = itertools.count()
+        self._moved_unseen: list[str] = []  # rename targets not looked at yet
+        self._former: OrderedDict[FileId, None] = OrderedDict()  # files renamed away from the path
         self._shared = shared
         self._config = shared.config
         self._printer = shared.printer
@@ -164,6 +168,8 @@ class Follower:
         if isinstance(self._start, Resume):
             await self._open_resume_steps(self._start)
         await self._refresh()
+        if self._moved_unseen:
+            await self._adopt_moved()
         # A drain reads everything up to the end seen now, however much that is.
         budget = sys.maxsize if final else BURST
         while self._gens:
@@ -322,9 +328,7 @@ class Follower:
             since = os.fstat(newest.fd).st_mtime_ns
         except OSError:
             return
-        for gen in await self._newer_generations(since):
-            self._queue(gen)
-            self.stats.rotations += 1
+        self._place(await self._newer_generations(since))
 
     async def _open_by_identity(self, file_id: FileId) -> Generation | None:
         """Open the file ``file_id`` that was at the path, wherever it went (names it was moved to,
@@ -343,7 +347,69 @@ class Follower:
         """The file at the path was renamed to ``to`` (an inotify rename pair): a place its
         generations may be found, whatever the --rotated patterns say."""
         if to not in self._moved_to:
-            self._moved_to.append(to)
+            self._moved_unseen.append(to)
+        self._moved_to[to] = next(self._renames)
+        self._moved_to.move_to_end(to)
+        while len(self._moved_to) > MOVED_MEMORY:
+            self._moved_to.popitem(last=False)
+        with contextlib.suppress(OSError):
+            # A file renamed away from the path is a former generation, never a copy of one.
+            self._former[FileId.of(os.stat(to))] = None
+            while len(self._former) > MOVED_MEMORY:
+                self._former.popitem(last=False)
+
+    async def _adopt_moved(self) -> None:
+        """Files renamed away from the path that were never opened: generations that came and went
+        between two looks (a logger that rotates every few milliseconds). The rename events can
+        arrive after the look that found a newer file at the path, so they are taken in here,
+        before the file now at the path, oldest first."""
+        names, self._moved_unseen = self._moved_unseen, []
+        known = {g.id for g in self._gens}
+        newcomers = []
+        for found in locate.newer(filter(None, map(locate.stat_regular, names)), 0, known):
+            if (opened := await self._open(found.path)) is None:
+                continue
+            fd, st = opened
+            if FileId.of(st) != found.id or self._shared.registry.was_read(found.id, found.path):
+                os.close(fd)
+                continue
+            newcomers.append(self._generation(fd, found.id, 0))
+            self._log.info("reading a rotated file that was missed", path=self.path, file=found.path)
+        if not newcomers:
+            return
+        self._place(newcomers)
+
+    def _place(self, newcomers: list[Generation]) -> None:
+        """Queue generations that came and went between two looks, each in its place.
+
+        Renames arrive in the order they happened: a file's place in that order is its place
+        among the generations (the file still at the path comes after all of them). Files
+        found otherwise (by --rotated names, oldest first) go after those.
+        """
+        try:
+            at_path: FileId | None = FileId.of(os.stat(self.path))
+        except OSError:
+            at_path = None
+
+        def rank(gen: Generation) -> float:
+            if gen.id == at_path:
+                return float("inf")
+            if gen.rank is None:
+                gen.rank = self._moved_to.get(gen.name())  # kept: the name may be forgotten later
+            # A file whose rename has not been reported yet was renamed after all that were.
+            return float("1e18") if gen.rank is None else gen.rank
+
+        for gen in newcomers:
+            mine = rank(gen)
+            at = len(self._gens)
+            for k, queued in enumerate(self._gens):
+                if k == 0 and queued.started:
+                    continue  # being printed: nothing goes before it
+                if rank(queued) > mine:
+                    at = k
+                    break
+            self._queue(gen, at)
+            self.stats.rotations += 1
 
     async def _newer_generations(self, since_ns: int) -> list[Generation]:
         """Open the rotated generations written since ``since_ns`` that are not open yet, oldest first."""
@@ -432,7 +498,9 @@ class Follower:
         except OSError:
             return []
         for copy in await self._newer_generations(since_ns):
-            if copy.head and head_now.startswith(copy.head) and copy.size() <= size_now:
+            if copy.id in self._former or (
+                copy.head and head_now.startswith(copy.head) and copy.size() <= size_now
+            ):
                 copy.close()
                 continue
             copy.is_copy = True

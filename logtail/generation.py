@@ -40,6 +40,7 @@ class Generation:
     queued_ns: int = 0  # its modification time when it was queued (nothing read yet)
     started: bool = False  # reading it has begun (checks made when a queued file comes up are done)
     cut_short: bool = False  # a read found it truncated under the read offset: the follower must see to it
+    rank: int | None = None  # its place in the order of renames away from the path, once known
 
     @classmethod
     def open_at(cls, fd: int, file_id: FileId, offset: int, max_line_bytes: int) -> Generation:

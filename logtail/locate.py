@@ -107,7 +107,7 @@ class Found:
     size: int
 
 
-def _stat_regular(path: str) -> Found | None:
+def stat_regular(path: str) -> Found | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -142,7 +142,7 @@ def find_copy(path: str, patterns: Iterable[str], offset: int, window: bytes, ex
         return None
     sha = digest(window)
     for candidate in rotated_siblings(path, patterns):
-        found = _stat_regular(candidate)
+        found = stat_regular(candidate)
         if found is None or found.id == exclude or found.size < offset:
             continue
         if holds_window(candidate, offset, sha, len(window)):
@@ -162,20 +162,22 @@ def newer_generations(
     A single writer writes each generation after its last write to the one before, so
     modification times order them; the file now at ``path`` and ``exclude`` are left out.
     """
-    current = _stat_regular(path)
+    current = stat_regular(path)
     if current is not None:
         exclude = exclude | {current.id}
     names = rotated_siblings(path, patterns)
     names += [name for name in moved_to if name not in names and os.path.abspath(name) != path]
-    found = [f for f in map(_stat_regular, names) if f is not None]
-    unique = list({f.id: f for f in reversed(found)}.values())[::-1]  # a file under two names, once
-    return newer(unique, after_mtime_ns, exclude)
+    found = [f for f in map(stat_regular, names) if f is not None]
+    unique: dict[FileId, Found] = {}
+    for f in found:
+        unique.setdefault(f.id, f)  # a file under two names, once
+    return newer(unique.values(), after_mtime_ns, exclude)
 
 
 def by_identity(path: str, places: Iterable[str], file_id: FileId) -> list[Found]:
     """Where the file ``file_id`` is now: at one of ``places``, or anywhere in the path's directory."""
     for name in places:
-        found = _stat_regular(name)
+        found = stat_regular(name)
         if found is not None and found.id == file_id:
             return [found]
     return _by_inode(os.path.dirname(path), file_id)
@@ -267,8 +269,8 @@ def plan_resume(
 
 def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[list[Step], bool]:
     """``plan_resume`` over what is on disk now: each saved generation found wherever it went."""
-    current = _stat_regular(path)
-    siblings = [f for f in map(_stat_regular, rotated_siblings(path, patterns)) if f is not None]
+    current = stat_regular(path)
+    siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
     located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(saved)]
     return plan_resume(current, siblings, saved, located)
 
@@ -285,7 +287,7 @@ def _locate(
     first one may also have been copied and truncated while logtail was down: a copy that
     holds its bytes stands for it.
     """
-    by_name = [f for f in ([_stat_regular(saved.name)] if saved.name else []) if f is not None]
+    by_name = [f for f in ([stat_regular(saved.name)] if saved.name else []) if f is not None]
     by_name += ([current] if current else []) + siblings
 
     def holds(f: Found) -> bool:
@@ -313,4 +315,4 @@ def _by_inode(directory: str, file_id: FileId) -> list[Found]:
             names = [entry.path for entry in entries if entry.inode() == file_id.ino]
     except OSError:
         return []
-    return [f for f in map(_stat_regular, names) if f is not None and f.id == file_id]
+    return [f for f in map(stat_regular, names) if f is not None and f.id == file_id]

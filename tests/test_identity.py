@@ -143,3 +143,48 @@ def test_empty_queued_file_copytruncated_before_it_was_read(tmp_path: Path, logt
     proc.wait_for_lines(12, timeout=15)
     assert proc.stop() == 0
     assert proc.lines == lines(1, 12)
+
+
+def test_woken_between_copy_and_truncate_after_an_unseen_copytruncate(tmp_path: Path, logtail: Any) -> None:
+    """Case 6: a copytruncate logtail did not see, then another one that it sees between its copy and
+    its truncate: the fresh copy is a copy of what is still in the file, not a missed generation, so
+    its lines are printed once."""
+    log = tmp_path / "app.log"
+    append(log, text(1, 5))
+    proc = start(logtail, log)
+    proc.wait_for_lines(5)
+    proc.signal(signal.SIGSTOP)
+    try:
+        append(log, text(6, 8))
+        shutil.copyfile(log, tmp_path / "app.log.1")  # copytruncate 1, unseen
+        os.truncate(log, 0)
+        append(log, text(9, 10))
+        os.rename(tmp_path / "app.log.1", tmp_path / "app.log.2")
+        shutil.copyfile(log, tmp_path / "app.log.1")  # copytruncate 2: the copy, not yet the truncate
+    finally:
+        proc.signal(signal.SIGCONT)
+    proc.wait_for_lines(10)
+    os.truncate(log, 0)
+    append(log, text(11, 12))
+    proc.wait_for_lines(12)
+    assert proc.stop() == 0
+    assert proc.lines == lines(1, 12)
+
+
+def test_logger_renaming_current_every_few_milliseconds(tmp_path: Path, logtail: Any) -> None:
+    """Case 5: a daemontools-style logger renames `current` to `@<timestamp>.s` (a name no --rotated
+    pattern knows) every few lines, several hundred times a second, and opens a new `current`: every
+    rotated file is read, each line once, in order."""
+    current = tmp_path / "current"
+    writer = LineWriter(current)
+    writer.write(text(0, 0))
+    proc = start(logtail, "--rotate-wait", "0.2", current)
+    proc.wait_for_lines(1)  # following: from here on every line is logtail's to print
+    total, per_file = 6000, 20
+    for first in range(1, total + 1, per_file):
+        writer.write(text(first, first + per_file - 1))
+        os.rename(current, tmp_path / f"@{first:012d}.s")
+        writer.reopen()
+    proc.wait_for_lines(total + 1, timeout=30)
+    assert proc.stop() == 0
+    assert proc.lines == lines(0, total)

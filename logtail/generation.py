@@ -45,6 +45,7 @@ class Generation:
     @classmethod
     def open_at(cls, fd: int, file_id: FileId, offset: int, max_line_bytes: int) -> Generation:
         """A generation of the open file ``fd`` whose bytes before ``offset`` count as printed."""
+        os.lseek(fd, offset, os.SEEK_SET)
         gen = cls(fd, file_id, offset, LineFramer(max_line_bytes), printed=offset)
         if offset:
             gen.window = locate.window_before(fd, offset)
@@ -90,6 +91,9 @@ class Generation:
 
     def note_read(self, data: bytes) -> None:
         self.offset += len(data)
+        # Reads are positioned (pread); the descriptor's own offset is kept in step anyway, so
+        # /proc/PID/fdinfo shows how far logtail has read each file.
+        os.lseek(self.fd, self.offset, os.SEEK_SET)
         if len(data) >= locate.WINDOW:
             self.window = data[-locate.WINDOW :]
         else:
@@ -98,6 +102,7 @@ class Generation:
     def rewind(self, max_line_bytes: int) -> None:
         """Start again from the first byte (the file was truncated)."""
         self.framer = LineFramer(max_line_bytes)
+        os.lseek(self.fd, 0, os.SEEK_SET)
         self.offset = self.printed = self.seen_size = 0
         self.window = b""
         self.cut_short = False

@@ -125,6 +125,11 @@ PRESETS: dict[str, tuple[bytes, bool]] = {
     "node": (_NODE, True),
 }
 
+# At most this many bytes of a stateful run already given out (cut at a bound) are kept to
+# judge the run's next lines. Real runs are far smaller: CPython folds recursion ("[Previous
+# line repeated 996 more times]"), Go elides a goroutine's frames past 100.
+CONTEXT_MAX = 1 << 20
+
 _LEADING_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 
 
@@ -246,8 +251,8 @@ class Grouper:
     drain, exit). A record reaching ``max_lines`` lines or ``max_bytes`` bytes is cut there
     (never inside a line; a single line longer than ``max_bytes`` is a record by itself) and
     the rest continues as a new record: nothing is dropped, and what is held stays below
-    about ``max_bytes`` plus one line (twice that for a stateful preset whose run is being
-    cut, see ``_keep``), plus the block being fed.
+    ``max_bytes`` plus one line (plus up to ``CONTEXT_MAX`` of context while a stateful
+    preset's run is being cut, see ``_keep``), plus the block being fed.
 
     Every byte fed comes out exactly once, in order, in ``feed`` or ``flush``; ``pending``
     says how many are held, so a checkpoint can count only bytes of written records.
@@ -382,9 +387,9 @@ class Grouper:
             resume = buf.rfind(NEWLINE, 0, len(buf) - 1)
             # The last run reached the end: scan it again, whole, with the next lines. If
             # it began in records already given out (it was cut at a bound), keep those
-            # lines as context, unless that would hold more than max_bytes: then the rest
-            # is judged without them (a traceback or goroutine section that long).
-            if 0 <= last_run < resume and keep - last_run <= self.max_bytes:
+            # lines as context, unless that would hold more than CONTEXT_MAX: then the rest
+            # is judged without them (a traceback or goroutine dump that long).
+            if 0 <= last_run < resume and keep - last_run <= CONTEXT_MAX:
                 resume = last_run
             keep = min(keep, resume)
         self._buf = buf[keep:]

@@ -78,10 +78,10 @@ _JAVA = _runs(
 # indented from its first line ("  + Exception Group Traceback ...") to its last. The whole
 # continues the log line before it.
 _PY_TRACEBACK = (
-    rb"\n(?:Traceback \(most recent call last\):(?:\n[ \t][^\n]*)*(?:\n[^ \t\n][^\n]*)?"
-    rb"|[ \t]+\+ Exception Group Traceback \(most recent call last\):(?:\n[ \t][^\n]*)*)"
+    rb"\n(?:Traceback \(most recent call last\):[^\n]*(?:\n[ \t][^\n]*)*(?:\n[^ \t\n][^\n]*)?"
+    rb"|[ \t]+\+ Exception Group Traceback \(most recent call last\):[^\n]*(?:\n[ \t][^\n]*)*)"
     rb"(?:\n" + _BLANK + rb"(?:\n(?:The above exception was the direct cause of the following exception:"
-    rb"|During handling of the above exception, another exception occurred:)(?:\n" + _BLANK + rb")?)?)?"
+    rb"|During handling of the above exception, another exception occurred:)[^\n]*(?:\n" + _BLANK + rb")?)?)?"
 )
 _PYTHON = b"(" + _PY_TRACEBACK + b"(?:" + _PY_TRACEBACK + b")*)"
 
@@ -94,12 +94,12 @@ _PYTHON = b"(" + _PY_TRACEBACK + b"(?:" + _PY_TRACEBACK + b")*)"
 # header identifies itself, so a dump is grouped even where its panic line was cut off
 # (group 2).
 _GO_UNIT = (
-    rb"\n(?:\t[^\n]*|\[signal [^\n]*|goroutine \d+ [^\n]*\]:|created by [^\n]*"
-    rb"|\.\.\.additional frames elided\.\.\.|[^\s(][^\s]*\([^\n]*\)|" + _BLANK + rb")"
+    rb"\n(?:\t[^\n]*|\[signal [^\n]*|goroutine \d+ [^\n]*\]:(?![^\n])|created by [^\n]*"
+    rb"|\.\.\.additional frames elided\.\.\.[^\n]*|[^\s(][^\s]*\([^\n]*\)(?![^\n])|" + _BLANK + rb")"
 )
 _GO = (
     rb"\n(?:(?:panic: |fatal error: )[^\n]*(" + _GO_UNIT + b"(?:" + _GO_UNIT + rb")*)"
-    rb"|goroutine \d+ [^\n]*\]:(?:" + _GO_UNIT + rb")*)"
+    rb"|goroutine \d+ [^\n]*\]:(?![^\n])(?:" + _GO_UNIT + rb")*)"
 )
 
 # Built from Node.js 20 (tests/runtimes/traces.js): `console.error(err.stack)` prints
@@ -110,9 +110,9 @@ _GO = (
 # "Node.js vN" continue; so does the line after a caret line's blank line (the error), so
 # an uncaught exception is one record from its location line to "Node.js vN".
 _NODE = _runs(
-    rb"[ \t]+\^+[ \t]*(?:\n" + _BLANK + rb"(?:\n[^\n]+)?)?",
+    rb"[ \t]+\^+[ \t]*(?![^\n])(?:\n" + _BLANK + rb"(?:\n[^\n]+)?)?",
     rb"[ \t]+\S[^\n]*",
-    rb"\}",
+    rb"\}(?![^\n])",
     rb"Node\.js v\d[^\n]*",
     _BLANK,
 )

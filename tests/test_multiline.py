@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -55,8 +56,10 @@ MODES = ["java", "python", "go", "node", r"start:^\d{4}-", "start:ERROR|Tracebac
 lines_st = st.lists(
     st.one_of(
         st.sampled_from(VOCABULARY),
-        st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")),
-    ),
+        # A runtime's line with something after it, or something that is no known line.
+        st.tuples(st.sampled_from(VOCABULARY), st.binary(max_size=3)).map(lambda t: b"".join(t)),
+        st.binary(max_size=12),
+    ).map(lambda line: line.replace(b"\n", b"")),
     max_size=40,
 )
 
@@ -80,7 +83,7 @@ def group(mode: str, blocks: list[bytes], max_lines: int = 1000, max_bytes: int 
 def cut(lines: list[bytes], points: list[int]) -> list[bytes]:
     """The stream of ``lines`` cut into blocks of complete lines after the given line indexes."""
     bounds = sorted({0, len(lines), *(p for p in points if p <= len(lines))})
-    return [b"".join(line + b"\n" for line in lines[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [b"".join(line + b"\n" for line in lines[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def reference_start(regex: str, lines: list[bytes], max_lines: int, max_bytes: int) -> list[bytes]:
@@ -141,7 +144,8 @@ def test_bounds_cut_a_record_and_the_rest_continues() -> None:
     assert group(r"start:^\d", [stream], max_lines=2) == [b"1 a\n  b\n", b"  c\n  d\n", b"  e\n", b"2 f\n"]
     assert group(r"start:^\d", [stream], max_bytes=9) == [b"1 a\n  b\n", b"  c\n  d\n", b"  e\n", b"2 f\n"]
     # A line longer than max_bytes is a record of its own, never cut.
-    assert group(r"start:^\d", [b"1 a\n  long line\n  b\n"], max_bytes=5) == [b"1 a\n", b"  long line\n", b"  b\n"]
+    long_line = [b"1 a\n", b"  long line\n", b"  b\n"]
+    assert group(r"start:^\d", [b"".join(long_line)], max_bytes=5) == long_line
 
 
 def test_pending_record_past_the_bound_is_given_out_without_waiting() -> None:
@@ -176,7 +180,8 @@ def test_python_traceback_is_grouped_however_its_lines_arrive() -> None:
 
 def test_go_panic_line_alone_in_a_block_still_gets_its_goroutines() -> None:
     """The line that opens a stateful run may arrive before the lines it opens."""
-    blocks = [b"start\npanic: boom\n", b"\n", b"goroutine 1 [running]:\nmain.main()\n\t/x.go:3 +0x1\n", b"after\n"]
+    dump = b"goroutine 1 [running]:\nmain.main()\n\t/x.go:3 +0x1\n"
+    blocks = [b"start\npanic: boom\n", b"\n", dump, b"after\n"]
     assert group("go", blocks) == [
         b"start\n",
         b"panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:3 +0x1\n",
@@ -241,6 +246,7 @@ def test_grouping_does_not_depend_on_how_the_stream_is_cut(
     assert one_by_one == whole
     assert b"".join(whole) == stream
     for record in whole:
+        assert record.endswith(b"\n")
         assert record.count(b"\n") <= max_lines
         assert len(record) <= max_bytes or record.count(b"\n") == 1
 

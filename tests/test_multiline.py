@@ -199,6 +199,16 @@ def test_records_helpers_agree() -> None:
     assert list(messages(Records())) == []
 
 
+def test_upto_ends_with_the_record_holding_the_offset() -> None:
+    """--until: what goes out ends with the whole record that holds the matching line."""
+    records = Records(b"a\nb\nc\nd\ne\n", ((2, 6), (8, 10)))
+    assert records.upto(0) == Records(b"a\n", ())
+    assert records.upto(4) == Records(b"a\nb\nc\n", ((2, 6),))
+    assert records.upto(2) == records.upto(5)
+    assert records.upto(6) == Records(b"a\nb\nc\nd\n", ((2, 6),))
+    assert records.upto(9) == records
+
+
 @pytest.mark.parametrize(
     ("text", "reason"),
     [

@@ -195,9 +195,40 @@ def _start_regex(user: str) -> re.Pattern[bytes]:
     flags = _LEADING_FLAGS.match(user)
     head = f"(?{flags[1]})".encode() if flags else b""
     body = source[len(head) :]
-    # A unit is a line in which the user's regex matches nowhere. The lazy scan only runs
-    # on continuation lines: a start line is recognised at its first position.
-    return re.compile(head + _runs(rb"(?![^\n]*?(?:" + body + rb"))[^\n]*"), re.MULTILINE)
+    # A unit is a line in which the user's regex matches nowhere. A regex anchored at the
+    # line start is tried there only; any other is searched along the line (lazily, so a
+    # start line is recognised at its first match).
+    scan = b"" if _anchored(body.decode("utf-8", "surrogateescape")) else rb"[^\n]*?"
+    return re.compile(head + _runs(rb"(?!" + scan + rb"(?:" + body + rb"))[^\n]*"), re.MULTILINE)
+
+
+def _anchored(regex: str) -> bool:
+    """Whether ``regex`` only matches at a line start: it begins with ``^``, no ``|`` outside groups."""
+    if not regex.startswith("^"):
+        return False
+    depth = 0
+    at = 0
+    while at < len(regex):
+        char = regex[at]
+        if char == "\\":
+            at += 1
+        elif char == "[":
+            # A class ends at the first "]" that is not its first character (after "^").
+            at += 1
+            if regex.startswith("^", at):
+                at += 1
+            if regex.startswith("]", at):
+                at += 1
+            while at < len(regex) and regex[at] != "]":
+                at += 2 if regex[at] == "\\" else 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return False
+        at += 1
+    return True
 
 
 @dataclass(frozen=True)
@@ -283,7 +314,7 @@ class Grouper:
     says how many are held, so a checkpoint can count only bytes of written records.
     """
 
-    __slots__ = ("_buf", "_resume", "_start", "max_bytes", "max_lines", "mode")
+    __slots__ = ("_buf", "_resume", "_start", "_take_lines", "max_bytes", "max_lines", "mode")
 
     def __init__(self, mode: Mode, max_lines: int, max_bytes: int) -> None:
         if max_lines < 1:
@@ -293,6 +324,8 @@ class Grouper:
         self.mode = mode
         self.max_lines = max_lines
         self.max_bytes = max_bytes
+        # Up to max_lines whole lines, found in C when a record must be cut.
+        self._take_lines = re.compile(rb"(?:[^\n]*\n){1,%d}" % max_lines)
         # "\n", then lines kept only as context for a stateful mode, then the pending record.
         self._buf = NEWLINE
         self._start = 1  # where the pending record starts in _buf
@@ -385,19 +418,18 @@ class Grouper:
         """
         if self._within(buf, start, end):
             return [(start, end)] if keep_last or buf.find(NEWLINE, start, end) < end - 1 else []
-        max_lines, max_bytes = self.max_lines, self.max_bytes
+        max_bytes = self.max_bytes
+        take_lines = self._take_lines.match
         pieces: list[tuple[int, int]] = []
         piece = start
-        lines = 0
-        at = start
-        while at < end:
-            line_end = buf.index(NEWLINE, at) + 1
-            if at > piece and (lines == max_lines or line_end - piece > max_bytes):
-                pieces.append((piece, at))
-                piece, lines = at, 0
-            lines += 1
-            at = line_end
-        pieces.append((piece, end))
+        while piece < end:
+            stop = take_lines(buf, piece, end).end()  # type: ignore[union-attr]  # always matches a line
+            if stop - piece > max_bytes:
+                # As many whole lines as fit; a first line longer than max_bytes goes alone.
+                fit = buf.rfind(NEWLINE, piece, piece + max_bytes) + 1
+                stop = fit if fit > piece else buf.index(NEWLINE, piece) + 1
+            pieces.append((piece, stop))
+            piece = stop
         last = pieces[-1] if keep_last else None
         multi = [(a, b) for a, b in pieces if buf.find(NEWLINE, a, b) < b - 1]
         if last is not None and (not multi or multi[-1] != last):

@@ -236,6 +236,14 @@ def test_leading_inline_flags_are_kept() -> None:
     assert group("start:(?i)^error", [b"ERROR a\n b\nerror c\n"]) == [b"ERROR a\n b\n", b"error c\n"]
 
 
+@pytest.mark.parametrize("regex", [r"^[](]|x", r"^[^]|]a|x", r"^\[a\]|x", r"^(a|x)", r"^a|x", "x"])
+def test_alternatives_outside_groups_are_not_taken_for_anchored(regex: str) -> None:
+    """A regex that starts with ^ but has another alternative is still searched along the line."""
+    lines = [b"a", b"  x", b"  y", b"(", b"]", b"[a]", b"  ]|x"]
+    stream = b"".join(line + b"\n" for line in lines)
+    assert group(f"start:{regex}", [stream]) == reference_start(regex, lines, 1000, 1 << 20)
+
+
 @settings(max_examples=600, deadline=None)
 @given(
     mode=st.sampled_from(MODES),
@@ -263,7 +271,7 @@ def test_grouping_does_not_depend_on_how_the_stream_is_cut(
 
 @settings(max_examples=400, deadline=None)
 @given(
-    regex=st.sampled_from([r"^\d{4}-", "ERROR", r"^\S", "^T|ValueError$"]),
+    regex=st.sampled_from([r"^\d{4}-", "ERROR", r"^\S", "^T|ValueError$", r"^(2026|Trace)", r"^\t|at "]),
     lines=lines_st,
     points=st.lists(st.integers(min_value=0, max_value=40), max_size=15),
     max_lines=st.integers(min_value=1, max_value=6) | st.just(1000),

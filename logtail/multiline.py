@@ -181,6 +181,20 @@ def parse_mode(text: str) -> Mode:
     return Mode(text, re.compile(pattern), stateful)
 
 
+def parse_option(text: str) -> tuple[str | None, Mode]:
+    """Parse one ``--multiline [NAME=]MODE``: the stream it is for (None: every stream) and the mode.
+
+    A mode is ``start:...`` or a preset name, neither of which has "=" before its first
+    ":", so ``NAME=`` is told apart as with ``NAME=PATH`` (``start:a=b`` is a mode).
+    """
+    head, sep, rest = text.partition("=")
+    if sep and ":" not in head and head not in PRESETS:
+        if not head:
+            raise ValueError(f"{text!r}: NAME= needs a name before '='")
+        return head, parse_mode(rest)
+    return None, parse_mode(text)
+
+
 def _start_regex(user: str) -> re.Pattern[bytes]:
     if not user:
         raise ValueError("start: needs a regular expression, e.g. 'start:^\\d{4}-\\d\\d-\\d\\d'")

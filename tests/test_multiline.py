@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logtail.multiline import Grouper, Records, messages, parse_mode
+from logtail.multiline import Grouper, Records, messages, parse_mode, parse_option
 
 # Lines as the runtimes print them (see tests/runtimes/), and ordinary log lines.
 VOCABULARY = [
@@ -222,6 +222,18 @@ def test_bad_modes_are_refused_with_the_reason(text: str, reason: str) -> None:
     """An unknown preset or an unusable regex is a ValueError naming why."""
     with pytest.raises(ValueError, match=re.escape(reason)):
         parse_mode(text)
+
+
+def test_option_names_the_stream_it_is_for() -> None:
+    """--multiline NAME=MODE is for one stream; a start regex may hold "=" itself."""
+    assert parse_option("java") == (None, parse_mode("java"))
+    assert parse_option("api=java") == ("api", parse_mode("java"))
+    assert parse_option("start:a=b") == (None, parse_mode("start:a=b"))
+    assert parse_option("worker=start:^x=1") == ("worker", parse_mode("start:^x=1"))
+    with pytest.raises(ValueError, match="needs a name"):
+        parse_option("=java")
+    with pytest.raises(ValueError, match="neither start:REGEX nor a preset"):
+        parse_option("api=perl")
 
 
 @pytest.mark.parametrize(("max_lines", "max_bytes"), [(0, 10), (10, 0), (-1, 10)])

@@ -56,15 +56,16 @@ def _runs(*units: bytes) -> bytes:
 
 
 # Built from `e.printStackTrace()` of JDK 17 (tests/runtimes/Traces.java): frames
-# ("\tat ", "\t\tat " inside a suppressed one), causes ("Caused by: ", "\tCaused by: " inside
-# a suppressed one), "\tSuppressed: ", "\t... 8 more" (and logback's "... 8 common frames
-# omitted"). The exception line that opens a trace (a qualified class name ending in
-# Exception, Error or Throwable, then ":" or the end of the line) continues the log line
-# before it, as logback and printStackTrace after a log line print it. The JVM's own report
-# of an uncaught exception, `Exception in thread "main" ...`, starts a record.
+# ("\tat ", "\t\tat " inside a suppressed one), causes ("Caused by: ", "\tCaused by: "
+# inside a suppressed one), "\tSuppressed: ", "\t... 8 more" (and logback's "... 8 common
+# frames omitted" and "Wrapped by: "). The exception line that opens a trace (a qualified
+# class name ending in Exception, Error or Throwable, then ":" or the end of the line)
+# continues the log line before it, as logback and printStackTrace after a log line print
+# it. The JVM's own report of an uncaught exception, `Exception in thread "main" ...`,
+# starts a record.
 _JAVA = _runs(
     rb"[ \t]+at [^\n]*",
-    rb"[ \t]*(?:Caused by|Suppressed): [^\n]*",
+    rb"[ \t]*(?:Caused by|Suppressed|Wrapped by): [^\n]*",
     rb"[ \t]*\.\.\. \d+ (?:more|common frames omitted)[^\n]*",
     rb"(?:[A-Za-z_$][\w$]*\.)+[A-Za-z_$][\w$]*(?:Exception|Error|Throwable)(?=:|(?![^\n]))[^\n]*",
 )
@@ -92,7 +93,7 @@ _PYTHON = b"(" + _PY_TRACEBACK + b"(?:" + _PY_TRACEBACK + b")*)"
 # ("main.worker(0x0?, 0x0?)", "main.(*store).get(...)") and a tab-indented file line,
 # "created by main.main [in goroutine 1]", "...additional frames elided...". A goroutine
 # header identifies itself, so a dump is grouped even where its panic line was cut off
-# (group 2).
+# (the second alternative, whose run is the whole match).
 _GO_UNIT = (
     rb"\n(?:\t[^\n]*|\[signal [^\n]*|goroutine \d+ [^\n]*\]:(?![^\n])|created by [^\n]*"
     rb"|\.\.\.additional frames elided\.\.\.[^\n]*|[^\s(][^\s]*\([^\n]*\)(?![^\n])|" + _BLANK + rb")"
@@ -148,7 +149,10 @@ _LEADING_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 
 @dataclass(frozen=True)
 class Mode:
-    """Where records start: ``runs`` finds the runs of continuation lines (group 1, or 2).
+    """Where records start: ``runs`` finds the runs of continuation lines.
+
+    A run is group 1 of a match, or the whole match where group 1 took no part (go's
+    goroutine section without its panic line).
 
     ``stateful``: whether a line's fate depends on lines before it (then a run that reached
     the end of the data is scanned again, whole, when more lines arrive).
@@ -200,11 +204,9 @@ def _start_regex(user: str) -> re.Pattern[bytes]:
         raise ValueError("start: needs a regular expression, e.g. 'start:^\\d{4}-\\d\\d-\\d\\d'")
     source = user.encode("utf-8", "surrogateescape")
     try:
-        compiled = re.compile(source)
+        re.compile(source)
     except re.error as exc:
         raise ValueError(f"start:{user}: not a valid regular expression ({exc})") from None
-    if compiled.search(b""):
-        raise ValueError(f"start:{user}: matches an empty line, so every line would start a record")
     # Leading inline flags ("(?i)...") must stay at the start of the whole expression.
     flags = _LEADING_FLAGS.match(user)
     head = f"(?{flags[1]})".encode() if flags else b""

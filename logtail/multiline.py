@@ -292,6 +292,15 @@ class Records:
             end = max(end, group_end)
         return Records(data[:end], tuple(groups))
 
+    def __add__(self, other: Records) -> Records:
+        """Both, in order (e.g. ``grouper.feed(framer.flush()) + grouper.flush()`` at the end)."""
+        if not self.data:
+            return other
+        shift = len(self.data)
+        return Records(
+            self.data + other.data, self.groups + tuple((a + shift, b + shift) for a, b in other.groups)
+        )
+
     def __len__(self) -> int:
         """How many records."""
         data = self.data

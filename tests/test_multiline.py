@@ -198,7 +198,7 @@ def test_records_helpers_agree() -> None:
     assert len(records) == 4
     assert list(messages(records)) == [b"a", b"b\nc", b"d", b"e"]
     assert list(messages(Records())) == []
-    assert Records(b"x\n") + records == Records(b"x\na\nb\nc\nd\ne\n", ((3, 7), (9, 11)))
+    assert Records(b"x\n") + records == Records(b"x\na\nb\nc\nd\ne\n", ((4, 8), (10, 12)))
     assert Records() + records == records
 
 

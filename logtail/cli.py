@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from logtail import __version__, logs
+from logtail import __version__, logs, multiline
 from logtail import checkpoint as checkpoint_io
 from logtail.config import Config, Format, StartAt, StreamSpec
 from logtail.errors import ConfigError, LogtailError
@@ -173,6 +173,36 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     help="Run the command given after '--', follow while it runs, exit with its status.",
 )
 @click.option(
+    "--multiline",
+    "multiline_modes",
+    multiple=True,
+    metavar="[NAME=]MODE",
+    help="Group lines into records (a stack trace is one record): start:REGEX (a record starts at a "
+    "matching line) or a preset: java, python, go, node. NAME= for one stream only. Repeatable.",
+)
+@click.option(
+    "--multiline-timeout",
+    type=_POSITIVE,
+    default=multiline.DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Print a record once its file has been quiet this long (its next line may continue it).",
+)
+@click.option(
+    "--multiline-max-lines",
+    type=click.IntRange(min=1),
+    default=multiline.DEFAULT_MAX_LINES,
+    show_default=True,
+    help="A record longer than this is printed and the rest continues as a new record.",
+)
+@click.option(
+    "--multiline-max-bytes",
+    type=_SizeType(),
+    default="256K",
+    show_default=True,
+    help="A record larger than this is printed and the rest continues as a new record.",
+)
+@click.option(
     "--max-files",
     type=click.IntRange(min=1),
     default=1024,
@@ -235,6 +265,7 @@ def build_config(
     until: str | None,
     checkpoint: str | None,
     rotated: tuple[str, ...],
+    multiline_modes: tuple[str, ...] = (),
     **options: Any,
 ) -> Config:
     """Check the arguments against each other and the file system; raise ConfigError naming the culprit."""
@@ -256,6 +287,12 @@ def build_config(
             re.compile(until.encode())
         except re.error as exc:
             raise ConfigError(f"--until {until!r}: not a valid regular expression ({exc})") from None
+    modes = []
+    for text in multiline_modes:
+        try:
+            modes.append(multiline.parse_option(text))
+        except ValueError as exc:
+            raise ConfigError(f"--multiline {text!r}: {exc}") from None
     if checkpoint:
         checkpoint = os.path.abspath(checkpoint)
         checkpoint_io.check_writable(checkpoint)
@@ -267,6 +304,7 @@ def build_config(
         checkpoint=checkpoint,
         rotated_patterns=rotated or Config.rotated_patterns,
         command=command_args,
+        multiline=tuple(modes),
         **options,
     )
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from enum import StrEnum
 
+from logtail.multiline import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINES, DEFAULT_TIMEOUT, Mode
+
 
 class Format(StrEnum):
     RAW = "raw"
@@ -80,3 +82,15 @@ class Config:
     command: tuple[str, ...] = ()
     max_files: int = 1024
     symlinks_anywhere: bool = False
+    # --multiline: (stream name or None for every stream, mode), a named one winning.
+    multiline: tuple[tuple[str | None, Mode], ...] = ()
+    multiline_timeout: float = DEFAULT_TIMEOUT
+    multiline_max_lines: int = DEFAULT_MAX_LINES
+    multiline_max_bytes: int = DEFAULT_MAX_BYTES
+
+    def multiline_for(self, name: str) -> Mode | None:
+        """How the stream ``name`` groups lines into records (None: every line is a record)."""
+        named = [mode for stream, mode in self.multiline if stream == name]
+        anyone = [mode for stream, mode in self.multiline if stream is None]
+        modes = named or anyone
+        return modes[-1] if modes else None

@@ -24,7 +24,8 @@ from logtail.errors import StdoutClosed
 from logtail.generation import Generation, Snapshot
 from logtail.identity import FileId, Registry
 from logtail.locate import Resume, Start
-from logtail.output import Tally, renderer
+from logtail.multiline import Grouper
+from logtail.output import Tally, record_renderer, renderer
 from logtail.rotation import Change, classify, glob_member_ending, interpret, retire_delay
 from logtail.transfer import Printer, Stream
 
@@ -81,7 +82,13 @@ class Follower:
         self._config = shared.config
         self._printer = shared.printer
         self._log = logs.get()
-        self._stream = Stream(renderer(self._config.format, self._config.prefix, name, path), self.printed)
+        self._stream = Stream(
+            renderer(self._config.format, self._config.prefix, name, path),
+            self.printed,
+            record_renderer(self._config.format, name, path),
+        )
+        self._records = self._config.multiline_for(name)  # --multiline: how lines make records
+        self._record_timer: asyncio.TimerHandle | None = None
         self._start = start
         self._glob_member = glob_member
         self._wake = asyncio.Event()
@@ -155,8 +162,9 @@ class Follower:
                     # and try again at the next change instead of ending every other stream.
                     self._warn("cannot read file", self.path, reason=exc.strerror or str(exc))
         finally:
-            if self._timer:
-                self._timer.cancel()
+            for timer in (self._timer, self._record_timer):
+                if timer is not None:
+                    timer.cancel()
             self._last_snapshot = self.snapshot()  # the checkpoint at exit is saved after this
             while self._gens:
                 self._drop(self._gens[0])
@@ -207,10 +215,13 @@ class Follower:
                 self._wake_in(delay)
             break
         if final:
-            if self._gens and self._shared.flush_partial_at_end:
-                await self._flush_partial(self._gens[0])
+            if self._gens:
+                await self._end_records(self._gens[0], partial_line=self._shared.flush_partial_at_end)
             self.done = True
-        elif self._glob_member:
+            return
+        if self._gens:
+            await self._end_quiet_record(self._gens[0])
+        if self._glob_member:
             idle = _idle_for(self._gens[0]) if len(self._gens) == 1 else 0.0
             ending = glob_member_ending(self.missing, len(self._gens), idle, self._config.rotate_wait)
             if ending == 0:
@@ -222,7 +233,28 @@ class Follower:
                 self._wake_in(ending)
 
     async def _flush_partial(self, gen: Generation) -> None:
-        await self._printer.emit(gen, self._stream, gen.framer.flush())
+        """The file is done with: its unterminated last line, and the record pending, go out."""
+        await self._end_records(gen, partial_line=True)
+
+    async def _end_records(self, gen: Generation, partial_line: bool) -> None:
+        """Print the record pending (--multiline), and the unterminated line too if ``partial_line``."""
+        await self._printer.emit(
+            gen, self._stream, gen.framer.flush() if partial_line else b"", end_record=True
+        )
+
+    async def _end_quiet_record(self, gen: Generation) -> None:
+        """A record pending for --multiline-timeout with nothing new in its file is complete."""
+        if gen.grouper is None or not gen.grouper.pending:
+            return
+        quiet = time.monotonic() - gen.last_data
+        if quiet >= self._config.multiline_timeout:
+            await self._end_records(gen, partial_line=False)
+            return
+        if self._record_timer is not None:
+            self._record_timer.cancel()
+        self._record_timer = asyncio.get_running_loop().call_later(
+            self._config.multiline_timeout - quiet, self._wake.set
+        )
 
     async def _retire(self, gen: Generation) -> None:
         """``gen`` is read to its end and the writer has moved on: print its last partial line, close it."""
@@ -233,8 +265,7 @@ class Follower:
 
     async def _linger(self, gen: Generation) -> None:
         """A drain is done with ``gen`` before its writer may be: close it, but keep it in the checkpoint."""
-        if self._shared.flush_partial_at_end:
-            await self._flush_partial(gen)
+        await self._end_records(gen, partial_line=self._shared.flush_partial_at_end)
         with contextlib.suppress(OSError):
             self._lingering.append(gen.snapshot())
         self._drop(gen)
@@ -457,7 +488,14 @@ class Follower:
             return None
 
     def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
-        return Generation.open_at(fd, file_id, offset, self._config.max_line_bytes)
+        gen = Generation.open_at(fd, file_id, offset, self._config.max_line_bytes)
+        gen.grouper = self._grouper()
+        return gen
+
+    def _grouper(self) -> Grouper | None:
+        if self._records is None:
+            return None
+        return Grouper(self._records, self._config.multiline_max_lines, self._config.multiline_max_bytes)
 
     async def _check_queued(self, gen: Generation) -> bool:
         """A queued file comes up: was it copytruncated while it waited? True if its copy was queued.
@@ -518,7 +556,8 @@ class Follower:
         if opened is not None:
             fd, st = opened
             rest = self._generation(fd, FileId.of(st), gen.offset)
-            rest.framer, rest.printed, rest.is_copy, rest.started = gen.framer, gen.printed, True, True
+            rest.framer, rest.grouper, rest.printed = gen.framer, gen.grouper, gen.printed
+            rest.is_copy = rest.started = True
             at = self._gens.index(gen)
             self._queue(rest, at)
             self._log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
@@ -537,7 +576,9 @@ class Follower:
                 )
             else:
                 self._log.info("file truncated; reading it from the start", path=self.path)
+            await self._end_records(gen, partial_line=False)  # its whole lines are still records
         gen.rewind(self._config.max_line_bytes)
+        gen.grouper = self._grouper()
         gen.started = True
 
     def _wake_in(self, delay: float) -> None:

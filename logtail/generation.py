@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from logtail import files, locate
 from logtail.framing import LineFramer
 from logtail.identity import FileId
+from logtail.multiline import Grouper
 
 # Up to this much unread data is read on the event loop: a few lines just written are in
 # the page cache, and a hop to a worker thread would add latency to every line.
@@ -41,6 +42,8 @@ class Generation:
     started: bool = False  # reading it has begun (checks made when a queued file comes up are done)
     cut_short: bool = False  # a read found it truncated under the read offset: the follower must see to it
     rank: int | None = None  # its place in the order of renames away from the path, once known
+    grouper: Grouper | None = None  # --multiline: lines framed, not yet given out as a record
+    last_data: float = 0.0  # monotonic time of the last read that returned bytes
 
     @classmethod
     def open_at(cls, fd: int, file_id: FileId, offset: int, max_line_bytes: int) -> Generation:

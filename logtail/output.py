@@ -9,10 +9,11 @@ import os
 import queue
 import select
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from logtail.config import Format
 from logtail.errors import StdoutClosed
+from logtail.multiline import Records, messages
 
 Render = Callable[[bytes], bytes]
 
@@ -34,6 +35,14 @@ def renderer(fmt: Format, prefix: str | None, name: str, path: str) -> Render:
     return lambda block: b"".join((head, memoryview(block.replace(b"\n", sep))[:-cut]))
 
 
+def record_renderer(fmt: Format, name: str, path: str) -> Callable[[Records], Render] | None:
+    """How records of several lines are rendered where that differs from line by line (JSON: one
+    object per record, its lines joined by newlines in ``message``); None where it does not."""
+    if fmt is not Format.JSON:
+        return None  # raw: a record's lines, each with its prefix, in one block
+    return lambda records: lambda _block: _messages_to_json(messages(records), name, path)
+
+
 def _identity(block: bytes) -> bytes:
     return block
 
@@ -42,10 +51,14 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _to_json(block: bytes, name: str, path: str) -> bytes:
-    dumps = _dumps
     lines = block.split(b"\n")
     lines.pop()  # the block ends with a newline
-    out = [dumps({"message": line.decode("utf-8", "replace"), "name": name, "file": path}) for line in lines]
+    return _messages_to_json(lines, name, path)
+
+
+def _messages_to_json(messages: Iterable[bytes], name: str, path: str) -> bytes:
+    dumps = _dumps
+    out = [dumps({"message": m.decode("utf-8", "replace"), "name": name, "file": path}) for m in messages]
     out.append("")
     return "\n".join(out).encode("utf-8", "surrogateescape")
 

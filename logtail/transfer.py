@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from logtail.generation import Generation
+from logtail.multiline import Records
 from logtail.output import Render, Stdout, Tally
 
 READ_SIZE = 256 * 1024
@@ -54,6 +56,8 @@ class Stream:
 
     render: Render
     tally: Tally
+    # How records of several lines are rendered, where not line by line (JSON); None otherwise.
+    records: Callable[[Records], Render] | None = None
 
 
 class Printer:
@@ -96,6 +100,7 @@ class Printer:
                 if not data:
                     break
                 gen.note_read(data)
+                gen.last_data = time.monotonic()
                 budget -= len(data)
                 block = gen.framer.feed(data)
                 del data  # held by this frame, it would outlive its slot while we wait for the next
@@ -118,20 +123,45 @@ class Printer:
             await writing.done()
         return budget
 
-    async def emit(self, gen: Generation, stream: Stream, block: bytes) -> None:
-        """Print ``block`` (whole lines of ``gen``) and wait until it is written."""
-        await self._submit(gen, stream, block).done()
+    async def emit(self, gen: Generation, stream: Stream, block: bytes, end_record: bool = False) -> None:
+        """Print ``block`` (whole lines of ``gen``) and wait until it is written; ``end_record``: the
+        record pending (--multiline) goes out too, however it ends."""
+        await self._submit(gen, stream, block, end_record=end_record).done()
 
     def _submit(
-        self, gen: Generation, stream: Stream, block: bytes, slot: asyncio.Semaphore | None = None
+        self,
+        gen: Generation,
+        stream: Stream,
+        block: bytes,
+        slot: asyncio.Semaphore | None = None,
+        end_record: bool = False,
     ) -> _Writing:
-        """Queue ``block`` for stdout; once written, everything up to here counts as printed."""
-        printed = gen.offset - gen.framer.pending
+        """Queue ``block`` for stdout; once written, everything up to here counts as printed.
+
+        With --multiline the block's lines go through the generation's grouper: what goes
+        out is whole records, in one write (so another file's lines never land inside one),
+        and a record still pending is not counted as printed, so a checkpoint never splits it.
+        """
+        records = None
+        if (grouper := gen.grouper) is not None:
+            records = grouper.feed(block)
+            if end_record:
+                records += grouper.flush()
+            block = records.data
+        printed = gen.offset - gen.framer.pending - (grouper.pending if grouper is not None else 0)
         cut = False
         if self._until is not None and block and (matched := self._until.search(block)) is not None:
-            end = block.find(b"\n", max(matched.start(), matched.end() - 1)) + 1
+            # --until matches a line; the run ends after the record that holds it.
+            if records is not None:
+                records = records.upto(matched.start())
+                end = len(records.data)
+            else:
+                end = block.find(b"\n", max(matched.start(), matched.end() - 1)) + 1
             printed -= len(block) - end
             block = block[:end]
             self.cut = cut = True
-        future = self.stdout.submit(block, stream.render, stream.tally)
+        render = stream.render
+        if records is not None and records.groups and stream.records is not None:
+            render = stream.records(records)
+        future = self.stdout.submit(block, render, stream.tally)
         return _Writing(future, gen, printed, self if block else None, slot, cut)

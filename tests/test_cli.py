@@ -63,6 +63,14 @@ def log_file(tmp_path: Path) -> Path:
         (["--max-files", "0"], ("--max-files",)),
         (["--pid", "0"], ("--pid",)),
         (["--drain-timeout", "-1"], ("--drain-timeout",)),
+        (["--multiline", "start:(unclosed"], ("--multiline",)),
+        (["--multiline", "perl"], ("--multiline", "preset")),
+        (["--multiline", "=java"], ("--multiline", "name")),
+        (["--multiline-max-lines", "0"], ("--multiline-max-lines",)),
+        (["--multiline-max-lines", "-3"], ("--multiline-max-lines",)),
+        (["--multiline-max-bytes", "0"], ("--multiline-max-bytes",)),
+        (["--multiline-timeout", "0"], ("--multiline-timeout",)),
+        (["--multiline-timeout", "-1"], ("--multiline-timeout",)),
     ],
 )
 def test_bad_option_value_is_a_usage_error(
@@ -154,3 +162,19 @@ def test_build_config_fills_in_defaults(log_file: Path) -> None:
     assert config.format is Format.JSON
     assert config.streams[0].pattern == str(log_file)
     assert config.rotated_patterns == ("{path}.[0-9]*", "{path}-[0-9]*")
+
+
+def test_multiline_per_stream(log_file: Path) -> None:
+    """`--multiline NAME=MODE` is for one stream; a mode without a name for every other one."""
+    options = {"prefix": None, "until": None, "checkpoint": None, "rotated": ()}
+    config = cli.build_config(
+        (f"api={log_file}", f"web={log_file}", f"db={log_file}"),
+        (),
+        run_command=False,
+        fmt="raw",
+        multiline_modes=("java", "web=python", "db=start:^\\d"),
+        **options,
+    )
+    assert str(config.multiline_for("api")) == "java"
+    assert str(config.multiline_for("web")) == "python"
+    assert str(config.multiline_for("db")) == "start:^\\d"

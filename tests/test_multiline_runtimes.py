@@ -2,12 +2,14 @@
 
 Each program under tests/runtimes/ prints log lines and real stack traces (and dies of an
 uncaught exception). The test writes log lines of its own before and after, then groups the
-file as logtail would (LineFramer, then Grouper), fed in many chunk sizes: each trace must
-be one record, every other line a record of its own.
+file as logtail would (LineFramer, then Grouper), fed in many chunk sizes, and has logtail
+itself (a subprocess, ``--format json``) print it: each trace must be one record, every
+other line a record of its own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import run
 
 from logtail.framing import LineFramer
 from logtail.multiline import Grouper, messages, parse_mode
@@ -32,7 +35,7 @@ def need(tool: str, package: str) -> str:
     return path
 
 
-def log_of(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None) -> bytes:
+def log_of(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None) -> Path:
     """Run ``argv`` with stdout and stderr appended to a log file between two lines of ours."""
     log = tmp_path / "app.log"
     log.write_bytes(BEFORE)
@@ -42,7 +45,7 @@ def log_of(tmp_path: Path, argv: list[str], env: dict[str, str] | None = None) -
         )
     with log.open("ab") as out:
         out.write(AFTER)
-    return log.read_bytes()
+    return log
 
 
 def records_of(mode: str, content: bytes, chunk: int) -> list[bytes]:
@@ -57,8 +60,9 @@ def records_of(mode: str, content: bytes, chunk: int) -> list[bytes]:
     return out
 
 
-def check(mode: str, content: bytes, traces: list[tuple[str, str]]) -> list[bytes]:
+def check(mode: str, log: Path, traces: list[tuple[str, str]]) -> list[bytes]:
     """Each trace is one record from the first to the last line given; all else single lines."""
+    content = log.read_bytes()
     whole = records_of(mode, content, len(content))
     for chunk in (1, 7, 64, 4096):
         assert records_of(mode, content, chunk) == whole, f"fed {chunk} bytes at a time"
@@ -72,15 +76,19 @@ def check(mode: str, content: bytes, traces: list[tuple[str, str]]) -> list[byte
         assert re.search(last, lines[-1]), (last, record)
     assert whole[0] + b"\n" == BEFORE
     assert whole[-1] + b"\n" == AFTER
+    printed = run(["--no-follow", "--multiline", mode, "--format", "json", str(log)])
+    assert printed.returncode == 0, printed.stderr
+    messages = [json.loads(line)["message"] for line in printed.stdout.splitlines()]
+    assert messages == [record.decode("utf-8", "replace") for record in whole], "logtail's own records"
     return multi
 
 
 def test_python_logging_exception_and_uncaught_traceback(tmp_path: Path) -> None:
     """Chained tracebacks from logging.exception, an exception group, and the interpreter's own report."""
-    content = log_of(tmp_path, [sys.executable, str(RUNTIMES / "python_traces.py")])
+    log = log_of(tmp_path, [sys.executable, str(RUNTIMES / "python_traces.py")])
     multi = check(
         "python",
-        content,
+        log,
         [
             (r"ERROR app: chained with 'from'$", r"^RuntimeError: could not load the value$"),
             (r"ERROR app: during handling$", r"^OSError: disk gone$"),
@@ -96,10 +104,10 @@ def test_python_logging_exception_and_uncaught_traceback(tmp_path: Path) -> None
 def test_java_nested_causes_suppressed_and_uncaught(tmp_path: Path) -> None:
     """printStackTrace after a log line, and the JVM's report of an uncaught exception."""
     java = need("java", "default-jdk-headless")
-    content = log_of(tmp_path, [java, str(RUNTIMES / "Traces.java")])
+    log = log_of(tmp_path, [java, str(RUNTIMES / "Traces.java")])
     multi = check(
         "java",
-        content,
+        log,
         [
             (r"ERROR request failed$", r"^\t\.\.\. \d+ more$"),
             (r'^Exception in thread "main" java\.lang\.IllegalStateException', r"^\t\.\.\. \d+ more$"),
@@ -113,10 +121,10 @@ def test_java_nested_causes_suppressed_and_uncaught(tmp_path: Path) -> None:
 def test_node_error_stacks_and_uncaught_exception(tmp_path: Path) -> None:
     """console.error(err.stack), console.error(err) with a cause, and an uncaught exception."""
     node = need("node", "nodejs")
-    content = log_of(tmp_path, [node, str(RUNTIMES / "traces.js")])
+    log = log_of(tmp_path, [node, str(RUNTIMES / "traces.js")])
     multi = check(
         "node",
-        content,
+        log,
         [
             (r"^Error: could not load \{\}$", r"^    at "),
             (r"^Error: could not load not json$", r"^\}$"),
@@ -147,16 +155,16 @@ def go_build(tmp_path: Path, source: str, env: dict[str, str]) -> str:
 def test_go_panic_with_several_goroutines(tmp_path: Path, go_env: dict[str, str]) -> None:
     """A real panic with GOTRACEBACK=all: the panic line and every goroutine's dump are one record."""
     binary = go_build(tmp_path, "traces.go", go_env)
-    content = log_of(tmp_path, [binary], {"GOTRACEBACK": "all"})
-    (record,) = check("go", content, [(r"^panic: runtime error: integer divide by zero$", r"^\t.+\.go:\d+")])
+    log = log_of(tmp_path, [binary], {"GOTRACEBACK": "all"})
+    (record,) = check("go", log, [(r"^panic: runtime error: integer divide by zero$", r"^\t.+\.go:\d+")])
     assert len(re.findall(rb"\ngoroutine \d+ \[", record)) >= 4
 
 
 def test_go_fatal_error(tmp_path: Path, go_env: dict[str, str]) -> None:
     """The runtime's "fatal error:" (a deadlock) with its goroutine dumps is one record."""
     binary = go_build(tmp_path, "deadlock.go", go_env)
-    content = log_of(tmp_path, [binary])
+    log = log_of(tmp_path, [binary])
     (record,) = check(
-        "go", content, [(r"^fatal error: all goroutines are asleep - deadlock!$", r"^\t.+\.go:\d+")]
+        "go", log, [(r"^fatal error: all goroutines are asleep - deadlock!$", r"^\t.+\.go:\d+")]
     )
     assert len(re.findall(rb"\ngoroutine \d+ \[", record)) >= 2

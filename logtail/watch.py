@@ -148,11 +148,12 @@ def _check(result: int, what: str) -> int:
 class DirectoryWatcher:
     """Delivers the events of watched directories to a callback, in batches, from inside the event loop.
 
-    After a quiet spell the first event is delivered as soon as the kernel reports it. After
-    each batch the descriptor is left unread for ``coalesce`` seconds, so that while a writer
-    is busy the kernel merges its events and a writer of any speed costs at most
-    ``1 / coalesce`` batches a second. A batch keeps the kernel's order (a rename's
-    IN_MOVED_FROM comes before its IN_MOVED_TO) and may name a file many times.
+    An event after a quiet spell is delivered as soon as the kernel reports it. When a batch
+    follows the previous one within ``coalesce`` seconds (a writer is busy), the descriptor
+    is left unread for ``coalesce`` seconds after it, and again after every pause that ends
+    with something queued: meanwhile the kernel merges identical events, so a writer of any
+    speed costs at most ``1 / coalesce`` batches a second. A batch keeps the kernel's order
+    (a rename's IN_MOVED_FROM comes before its IN_MOVED_TO) and may name a file many times.
     """
 
     def __init__(self, on_events: Callable[[list[Event]], None], coalesce: float = COALESCE) -> None:
@@ -169,6 +170,7 @@ class DirectoryWatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listening = False
         self._pause: asyncio.TimerHandle | None = None
+        self._delivered = -1e9  # loop time of the last batch
         self._failed: asyncio.Future[None] | None = None
         self._overflows = 0
         self._overflow_reported = -3600.0
@@ -224,25 +226,31 @@ class DirectoryWatcher:
             self._listening = False
 
     def _on_readable(self) -> None:
-        if self._coalesce > 0:
-            assert self._loop is not None
-            self._loop.remove_reader(self._fd)
-            self._listening = False
-        self._deliver()
+        self._deliver(paused=False)
 
-    def _deliver(self) -> None:
-        """Read what is queued and hand it over; then pause, or wait for the next event."""
+    def _end_pause(self) -> None:
         self._pause = None
+        self._deliver(paused=True)
+
+    def _deliver(self, paused: bool) -> None:
+        """Read what is queued and hand it over; pause if events come faster than the pause."""
+        assert self._loop is not None
         try:
             events = self._read()
             if not events:
                 self._listen()
                 return
-            if self._coalesce > 0:
-                assert self._loop is not None
-                # At the end of the pause the queue is read directly: under load there is
-                # always something, and no epoll registration is made or undone per batch.
-                self._pause = self._loop.call_later(self._coalesce, self._deliver)
+            now = self._loop.time()
+            # An isolated event costs one wake-up: the pause starts only at the second batch
+            # within a pause's length (an event in a busy spell), and lasts while every pause
+            # ends with something queued. Its end reads the queue directly, so no epoll
+            # registration is made or undone per batch under load.
+            if paused or now - self._delivered < self._coalesce:
+                if self._listening:
+                    self._loop.remove_reader(self._fd)
+                    self._listening = False
+                self._pause = self._loop.call_later(self._coalesce, self._end_pause)
+            self._delivered = now
             self._forget_gone(events)
             if self._aliases:
                 events = self._with_aliases(events)

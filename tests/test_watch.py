@@ -166,6 +166,25 @@ def test_create_write_delete(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(10)
+def test_writes_into_a_deleted_file_are_reported(tmp_path: Path) -> None:
+    """A file deleted while its writer keeps it open still reports writes (no IN_EXCL_UNLINK): its reader
+    reads it to its end after a delete-and-recreate rotation."""
+    directory = str(tmp_path)
+
+    async def body(rec: Recorder) -> None:
+        rec.watcher.watch(directory)
+        rec.start()
+        with (tmp_path / "app.log").open("ab", buffering=0) as f:
+            (tmp_path / "app.log").unlink()
+            await rec.wait_for_event(directory, "app.log", IN_DELETE)
+            rec.batches.clear()
+            f.write(b"after the delete\n")
+            await rec.wait_for_event(directory, "app.log", IN_MODIFY)
+
+    run(body)
+
+
+@pytest.mark.timeout(10)
 def test_missing_directory_is_not_watched(tmp_path: Path) -> None:
     """watch() of a directory that does not exist (or is a file) says False and does not raise."""
 

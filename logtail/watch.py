@@ -52,6 +52,9 @@ IN_ONESHOT = 0x80000000
 # What is asked for per directory. Deliberately not IN_EXCL_UNLINK: a file deleted while a
 # writer still has it open (delete-and-recreate rotation) is read to its end, and the events
 # for writes into it are what wake its reader at once instead of at the next sweep.
+# IN_CLOSE_WRITE has a price: for a writer that opens the file for every line (``echo >>``)
+# IN_MODIFY and IN_CLOSE_WRITE alternate, so the kernel can merge neither and a batch holds
+# two events per line (26 against 16 ms of CPU per second at 2,000 lines/s, watcher alone).
 WATCHED = (
     IN_MODIFY
     | IN_CLOSE_WRITE

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import errno
 import os
 import struct
 import time
@@ -392,3 +394,22 @@ def test_callback_failure_ends_run(tmp_path: Path) -> None:
             watcher.close()
 
     asyncio.run(main())
+
+
+def test_unavailable_inotify_raises_oserror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the kernel refuses an inotify instance (EMFILE: the per-user limit), the constructor raises."""
+
+    def refuse(flags: int) -> int:
+        ctypes.set_errno(errno.EMFILE)
+        return -1
+
+    original = watch._Libc.__init__
+
+    def refusing(self: watch._Libc) -> None:
+        original(self)
+        self.init1 = refuse  # type: ignore[assignment]
+
+    monkeypatch.setattr(watch._Libc, "__init__", refusing)
+    with pytest.raises(OSError, match="inotify_init1") as raised:
+        DirectoryWatcher(lambda events: None)
+    assert raised.value.errno == errno.EMFILE

@@ -274,6 +274,11 @@ def test_logrotate_notifempty_skips_empty_file_then_rotates(tmp_path: Path, logt
     expected += writer.lines(range(5, 10))  # still into the renamed file
     writer.reopen()
     expected += writer.lines(range(10, 15))
+    # These lines live only in the file logrotate created: once it is unlinked and the writer
+    # has reopened, no reader can get them unless it opened the file before. Waiting here is
+    # the scenario the test means (a follower that keeps up), not a race it hopes to win; the
+    # missing wait made this test fail whenever logtail looked a few milliseconds late.
+    proc.wait_for_lines(15)
     (tmp_path / "app.log").unlink()
     rotate()  # missing: missingok does nothing
     writer.reopen()

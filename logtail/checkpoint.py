@@ -14,7 +14,6 @@ import hashlib
 import itertools
 import json
 import os
-import secrets
 import stat
 import threading
 from collections.abc import Callable
@@ -185,7 +184,7 @@ def save(path: str, positions: dict[str, Entry]) -> None:
 def _create_temporary(path: str) -> tuple[str, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        tmp = f"{path}.{secrets.token_hex(6)}.tmp"
+        tmp = f"{path}.{os.urandom(6).hex()}.tmp"  # os.urandom, not secrets: secrets imports hmac and OpenSSL
         try:
             return tmp, os.open(tmp, flags, 0o600)
         except FileExistsError:

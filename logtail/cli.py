@@ -6,6 +6,10 @@ option or path and the reason, with exit status 2 for usage errors.
 
 from __future__ import annotations
 
+# First of all: asyncio and hashlib without ssl and OpenSSL (see _lean).
+from logtail import _lean  # noqa: F401
+
+# isort: split
 import asyncio
 import os
 import re

@@ -28,7 +28,7 @@ RUN /opt/tools/bin/pip wheel --no-deps --wheel-dir /tmp/dist . \
  && rm -f /opt/logtail/bin/activate* /opt/logtail/bin/Activate.ps1
 
 # The standard library, less what a log follower never runs: test suites, GUI and terminal UI,
-# the REPL's line editing, debuggers and profilers, installers and packaging, build configuration,
+# the REPL's line editing, profilers, installers and packaging, build configuration,
 # the base's own site-packages (pip, setuptools), demo modules, and the modules deprecated for
 # removal by PEP 594 (with nis, the one that pulls in Kerberos). Everything else stays, whether
 # logtail imports it today or not; tests/test_container.py runs every path that imports late.
@@ -41,8 +41,8 @@ RUN set -eu; cd /; \
     cp -a --parents "$stdlib" /staging; \
     cd "/staging$stdlib"; \
     rm -rf test */test */tests idlelib tkinter turtledemo turtle.py curses ensurepip venv lib2to3 \
-           distutils unittest pydoc.py pydoc_data doctest.py pdb.py bdb.py cProfile.py profile.py \
-           pstats.py timeit.py trace.py tabnanny.py pyclbr.py code.py codeop.py rlcompleter.py \
+           distutils unittest pydoc.py pydoc_data doctest.py cProfile.py profile.py pstats.py \
+           timeit.py trace.py tabnanny.py pyclbr.py \
            __hello__.py __phello__ antigravity.py this.py site-packages dist-packages config-* \
            EXTERNALLY-MANAGED LICENSE.txt \
            aifc.py asynchat.py asyncore.py cgi.py cgitb.py chunk.py crypt.py imghdr.py imp.py \
@@ -83,15 +83,16 @@ RUN set -eu; cd /; \
     rm -rf /staging/etc/ld.so.conf /staging/etc/ld.so.conf.d
 
 FROM scratch
+COPY --from=build /staging /
 ARG BASE_IMAGE
 ARG VERSION=unknown
+# After the COPY, so that new contents get new labels (a cached LABEL step keeps its old values).
 # base.name: where the interpreter and libraries come from, whose security updates call for a rebuild.
 LABEL org.opencontainers.image.title="logtail" \
       org.opencontainers.image.description="Follows log files like tail -n+1 -F and prints every line on stdout: a streaming sidecar for Kubernetes Pods." \
       org.opencontainers.image.licenses="MIT" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"
-COPY --from=build /staging /
 # Unbuffered: a line reaches the container log as soon as it is written. No bytecode writes:
 # the root filesystem is read-only, and everything was compiled in the build stage.
 ENV PYTHONUNBUFFERED=1 \

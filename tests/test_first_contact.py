@@ -1,8 +1,8 @@
-"""The README's two set-up commands on a fresh Debian 12, as root and as another user.
+"""The README's two set-up commands on a fresh Debian 12 and Ubuntu 24.04, as root and as another user.
 
-A clean bookworm container with nothing but ``python3`` (no pip, no venv module: the state in which
-Debian refuses ``pip install`` and ``python3 -m venv``) gets the repository's tracked files, as a
-clone would have them, and runs ``bash examples/demo.sh`` and the install part of ``.ci/run``.
+A clean container with nothing but ``python3`` (no pip, no venv module: the state in which both refuse
+``pip install`` and ``python3 -m venv``) gets the repository's tracked files, as a clone would have
+them, and runs ``bash examples/demo.sh`` and the install part of ``.ci/run``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,29 +22,69 @@ from test_container import ROOT, require, run
 
 pytestmark = pytest.mark.container
 
-BARE_IMAGE = "localhost/logtail-test-bare"  # Debian bookworm minbase + python3 only, kept between runs
 SECONDS = 3  # DEMO_SECONDS: the counter writes this many lines into each file, then the demo ends
 USER = "1000:1000"  # not root, and not known to the image: a user who cannot apt-get install
 HOST_CERTS = "/etc/ssl/certs/ca-certificates.crt"  # what pip needs to reach the index from this machine
 CERTS = "/opt/host-ca-certificates.crt"  # where the container sees it, apart from its own (apt installs one)
-REFUSAL = "logtail: python3 has no venv module; run: sudo apt-get install -y python3.11-venv\n"
+
+
+@dataclass(frozen=True)
+class System:
+    """A distribution that debootstrap can make with python3 and nothing else (minbase)."""
+
+    image: str  # kept between runs
+    suite: str
+    python: str  # the version its python3 package installs
+    mirror: str | None = None  # debootstrap's default (Debian's) if None
+    keyring: str | None = None  # checked against it if installed, else unchecked (a throw-away test system)
+    components: str = "main"  # as in the sources of a stock install: Ubuntu's venv package is in universe
+
+    def debootstrap(self, rootfs: Path) -> list[str]:
+        argv = ["debootstrap", "--variant=minbase", "--include=python3", f"--components={self.components}"]
+        if self.keyring:
+            argv.append(f"--keyring={self.keyring}" if Path(self.keyring).exists() else "--no-check-gpg")
+        argv += [self.suite, str(rootfs)]
+        if self.mirror:
+            scripts = Path("/usr/share/debootstrap/scripts")
+            # Older debootstraps (Debian 12's) know every Ubuntu release by its first one's script.
+            script = scripts / self.suite if (scripts / self.suite).exists() else scripts / "gutsy"
+            argv += [self.mirror, str(script)]
+        return argv
+
+
+SYSTEMS = {
+    "debian-12": System("localhost/logtail-test-bare", "bookworm", "3.11"),
+    "ubuntu-24.04": System(
+        "localhost/logtail-test-noble",
+        "noble",
+        "3.12",
+        mirror="http://archive.ubuntu.com/ubuntu",
+        keyring="/usr/share/keyrings/ubuntu-archive-keyring.gpg",
+        components="main,universe",
+    ),
+}
 
 env = test_container.env  # podman with runc and this machine's rlimits
 
 
+@pytest.fixture(scope="module", params=SYSTEMS.values(), ids=SYSTEMS.keys())
+def system(request: pytest.FixtureRequest) -> System:
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="module")
-def bare_image(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Debian bookworm with python3 and nothing else a Python developer would add (no pip, no venv)."""
-    if subprocess.run(["podman", "image", "exists", BARE_IMAGE], env=env).returncode != 0:
+def bare_image(env: dict[str, str], system: System, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The system with python3 and nothing else a Python developer would add (no pip, no venv)."""
+    if subprocess.run(["podman", "image", "exists", system.image], env=env).returncode != 0:
         require("debootstrap")
         rootfs = tmp_path_factory.mktemp("bare-rootfs")
-        run(["debootstrap", "--variant=minbase", "--include=python3", "bookworm", str(rootfs)], env, 600)
+        run(system.debootstrap(rootfs), env, 600)
         with subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE) as tar:
             change = "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-            run(["podman", "import", "--change", change, "-", BARE_IMAGE], env, 300, stdin=tar.stdout)
+            run(["podman", "import", "--change", change, "-", system.image], env, 300, stdin=tar.stdout)
         assert tar.returncode == 0, f"tar of {rootfs} failed"
         shutil.rmtree(rootfs)
-    return BARE_IMAGE
+    return system.image
 
 
 def tracked_files() -> bytes:
@@ -103,19 +144,20 @@ def assert_demo_output(done: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.mark.timeout(1500)  # includes building the bare base (~1.5 min) and pip installs from the index
-def test_demo_and_test_setup_on_a_fresh_debian(env: dict[str, str], machine: str) -> None:
+def test_demo_and_test_setup_on_a_fresh_system(env: dict[str, str], system: System, machine: str) -> None:
     """Without the venv module, a user is told the one command to run; root gets it installed by apt;
     then the demo prints both files' lines with their prefixes, for root and for the user, a second run
     reuses the environment, and the test command's install part sets up a working pytest."""
     refused = sh(env, machine, "bash examples/demo.sh", user="user")
     assert refused.returncode != 0
     assert refused.stdout == ""
-    assert refused.stderr == REFUSAL
+    command = f"sudo apt-get install -y python{system.python}-venv"
+    assert refused.stderr == f"logtail: python3 has no venv module; run: {command}\n"
     assert sh(env, machine, "test ! -e .venv", user="user").returncode == 0
 
     first = sh(env, machine, f"DEMO_SECONDS={SECONDS} bash examples/demo.sh")
     assert_demo_output(first)
-    assert "installing python3.11-venv (the venv module) with apt" in first.stderr
+    assert f"installing python{system.python}-venv (the venv module) with apt" in first.stderr
 
     started = time.monotonic()
     again = sh(env, machine, f"DEMO_SECONDS={SECONDS} bash examples/demo.sh")

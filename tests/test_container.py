@@ -342,6 +342,8 @@ def test_image_follows_rotation_and_drains_on_sigterm(
     )
     try:
         wait_for(lambda: logs(name, env) == ["first", "second"], timeout=30, what="the lines already there")
+        pid_1 = run(["podman", "exec", name, PYTHON, "-c", "print(open('/proc/1/cmdline').read())"], env)
+        assert pid_1.split("\0")[:2] == [PYTHON, "/opt/logtail/bin/logtail"], "logtail is not PID 1"
         with (logs_dir / "app.log").open("ab") as app:
             app.write(b"third\n")
         (logs_dir / "app.log").rename(logs_dir / "app.log.1")

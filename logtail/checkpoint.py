@@ -1,4 +1,4 @@
-"""The checkpoint file: per followed path, where the next unprinted byte is and in which file.
+"""The checkpoint: per followed path, where the next unprinted byte is and in which file; when it is saved.
 
 Written atomically (exclusive temporary file, fsync, rename, fsync of the directory) so a
 crash leaves either the old or the new checkpoint, never a torn one. It lives in a volume
@@ -8,18 +8,31 @@ with mode 0600, and anything read from it is validated before use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import secrets
 import stat
+import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from logtail import logs
 from logtail.errors import ConfigError
-from logtail.rotation import FileId
+from logtail.identity import FileId
 
-VERSION = 1
+if TYPE_CHECKING:
+    from logtail.generation import Snapshot
+
+VERSION = 2  # 2 added ``name`` and ``later``; a version 1 checkpoint is read as well
+READABLE = (1, 2)
+# Generations of one path open at once: a handful in practice (rename rotations faster than the
+# writer reopens); anything far larger is not ours.
+MAX_GENERATIONS = 256
 # A checkpoint for 1,024 files is about 300 KiB; anything far larger is not ours.
 MAX_SIZE = 16 * 1024 * 1024
 
@@ -38,13 +51,31 @@ class Position:
     window_sha: str  # sha256 of the bytes just before ``offset``
     window_len: int
     mtime_ns: int  # of that file when saved: rotated files newer than this were written after it
+    name: str = ""  # where the file was when saved (a hint: it is found by identity wherever it is now)
 
     @property
     def id(self) -> FileId:
         return FileId(self.dev, self.ino)
 
+    @classmethod
+    def of(cls, at: Snapshot) -> Position:
+        return cls(
+            dev=at.id.dev,
+            ino=at.id.ino,
+            offset=at.offset,
+            window_sha=hashlib.sha256(at.window).hexdigest(),
+            window_len=len(at.window),
+            mtime_ns=at.mtime_ns,
+            name=at.name,
+        )
 
-def parse(data: bytes) -> dict[str, Position]:
+
+# Per followed path: the generations still to be read, oldest first. The first is where printing
+# stopped; the later ones are files that came to the path since and are known by identity.
+Entry = tuple[Position, ...]
+
+
+def parse(data: bytes) -> dict[str, Entry]:
     """Parse a checkpoint's bytes; raise Unusable with a one-line reason for anything else."""
     try:
         doc = json.loads(data)
@@ -52,12 +83,21 @@ def parse(data: bytes) -> dict[str, Position]:
         raise Unusable(f"not valid JSON ({exc.__class__.__name__})") from None
     if not isinstance(doc, dict):
         raise Unusable("not a JSON object")
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READABLE:
         raise Unusable(f"unknown version {doc.get('version')!r} (this logtail writes {VERSION})")
     entries = doc.get("files")
     if not isinstance(entries, dict):
         raise Unusable("no 'files' object")
-    return {path: _position(path, entry) for path, entry in entries.items()}
+    return {path: _entry(path, entry) for path, entry in entries.items()}
+
+
+def _entry(path: str, entry: Any) -> Entry:
+    if not isinstance(entry, dict):
+        raise Unusable(f"entry for {path!r} is not an object")
+    later = entry.get("later", [])
+    if not isinstance(later, list) or len(later) > MAX_GENERATIONS:
+        raise Unusable(f"entry for {path!r} has no valid 'later' list")
+    return (_position(path, entry), *(_position(path, item) for item in later))
 
 
 def _position(path: str, entry: Any) -> Position:
@@ -80,15 +120,22 @@ def _position(path: str, entry: Any) -> Position:
         values[key] = value
     if values["window_len"] > values["offset"]:
         raise Unusable(f"entry for {path!r} has a window longer than its offset")
-    return Position(**values)
+    name = entry.get("name", "")
+    if not isinstance(name, str):
+        raise Unusable(f"entry for {path!r} has no valid 'name'")
+    return Position(**values, name=name)
 
 
-def render(positions: dict[str, Position]) -> bytes:
-    doc = {"version": VERSION, "files": {path: asdict(pos) for path, pos in sorted(positions.items())}}
-    return json.dumps(doc, separators=(",", ":")).encode()
+def render(positions: dict[str, Entry]) -> bytes:
+    files = {
+        path: {**asdict(entry[0]), "later": [asdict(later) for later in entry[1:]]}
+        for path, entry in sorted(positions.items())
+        if entry
+    }
+    return json.dumps({"version": VERSION, "files": files}, separators=(",", ":")).encode()
 
 
-def load(path: str) -> dict[str, Position] | None:
+def load(path: str) -> dict[str, Entry] | None:
     """The saved positions, or None when there is no checkpoint yet. Raise Unusable otherwise."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -109,7 +156,7 @@ def load(path: str) -> dict[str, Position] | None:
     return parse(data)
 
 
-def save(path: str, positions: dict[str, Position]) -> None:
+def save(path: str, positions: dict[str, Entry]) -> None:
     """Replace the checkpoint at ``path`` atomically with ``positions``."""
     directory = os.path.dirname(os.path.abspath(path))
     data = render(positions)
@@ -174,3 +221,57 @@ def check_writable(path: str) -> None:
     os.unlink(tmp)
     if os.path.isdir(path):
         raise ConfigError(f"--checkpoint {path}: is a directory")
+
+
+def load_or_warn(path: str) -> dict[str, Entry] | None:
+    """The saved positions; None (with one warning) when there are none or they cannot be used."""
+    log = logs.get()
+    try:
+        saved = load(path)
+    except Unusable as exc:
+        log.warning("ignoring unusable checkpoint", path=path, reason=str(exc))
+        return None
+    if saved is None:
+        log.warning("no checkpoint yet; starting as without one", path=path)
+    return saved
+
+
+class Schedule:
+    """When the checkpoint is saved: at most every ``interval`` while positions change, and at exit."""
+
+    def __init__(self, path: str, interval: float, positions: Callable[[], dict[str, Entry]]) -> None:
+        self._path = path
+        self._interval = interval
+        self._positions = positions
+        self._lock = threading.Lock()
+        self._numbers = itertools.count()
+        self._saved_number = -1
+
+    async def run_forever(self) -> None:
+        last: dict[str, Entry] = {}
+        while True:
+            await asyncio.sleep(self._interval)
+            positions = self._positions()
+            if positions != last and await asyncio.to_thread(self._save, next(self._numbers), positions):
+                last = positions
+
+    async def final(self) -> None:
+        """The save at exit; taken after every follower has stopped, so it holds their last positions."""
+        await asyncio.to_thread(self._save, next(self._numbers), self._positions())
+
+    def _save(self, number: int, positions: dict[str, Entry]) -> bool:
+        """Save in a worker thread; a save taken earlier never lands after one taken later.
+
+        The periodic save can still be writing when the final one starts (cancelling its
+        task does not stop its thread), so saves are serialised and numbered.
+        """
+        with self._lock:
+            if number < self._saved_number:
+                return True  # a later position is on disk already
+            self._saved_number = number
+            try:
+                save(self._path, positions)
+            except OSError as exc:
+                logs.get().warning("could not save checkpoint", path=self._path, reason=str(exc))
+                return False
+            return True

@@ -18,8 +18,7 @@ from logtail import __version__, logs
 from logtail import checkpoint as checkpoint_io
 from logtail.config import Config, Format, StartAt, StreamSpec
 from logtail.errors import ConfigError, LogtailError
-
-EXIT_USAGE = 2
+from logtail.stops import Exit
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
 
@@ -304,16 +303,16 @@ def main(argv: list[str] | None = None) -> None:
         status = exc.exit_code
     except click.UsageError as exc:
         _error(exc.format_message())
-        status = EXIT_USAGE
+        status = Exit.USAGE
     except ConfigError as exc:
         _error(str(exc))
-        status = EXIT_USAGE
+        status = Exit.USAGE
     except LogtailError as exc:
         _error(str(exc))
-        status = 1
+        status = Exit.FAILURE
     except (KeyboardInterrupt, click.exceptions.Abort):
-        status = 130
-    sys.exit(status if isinstance(status, int) else 0)
+        status = Exit.INTERRUPTED
+    sys.exit(int(status) if isinstance(status, int) else 0)
 
 
 def _error(message: str) -> None:

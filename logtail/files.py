@@ -1,4 +1,4 @@
-"""Opening a followed path: only regular files, and symlinks only where they stay in their directory.
+"""File-type and path policy: only regular files, and symlinks only where they stay in their directory.
 
 The volume logtail reads is written by another container; a FIFO would block the reader,
 ``/dev/zero`` would flood stdout, and a link to a secret would ship it to the log backend.
@@ -8,12 +8,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-
-from logtail import rotation
+import stat
 
 
 class Refused(Exception):
     """Raised when a path exists but must not (or cannot) be followed; the message says why."""
+
+
+def refusal(st: os.stat_result) -> str | None:
+    """Why a file of this type must not be opened for following, or None for a regular file."""
+    mode = st.st_mode
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO (reading it would block)"
+    if stat.S_ISSOCK(mode):
+        return "is a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device file"
+    return "is not a regular file"
+
+
+def inside(directory: str, target: str) -> bool:
+    """Whether the resolved ``target`` lies inside the resolved ``directory``."""
+    return os.path.commonpath([directory, target]) == directory
 
 
 def open_regular(path: str, root: str | None) -> tuple[int, os.stat_result]:
@@ -33,7 +53,7 @@ def open_regular(path: str, root: str | None) -> tuple[int, os.stat_result]:
         raise Refused(f"cannot be read: {exc.strerror}") from None
     except NotADirectoryError:
         raise FileNotFoundError(path) from None
-    reason = rotation.refusal(st)
+    reason = refusal(st)
     if reason:
         raise Refused(reason)
     try:
@@ -44,7 +64,7 @@ def open_regular(path: str, root: str | None) -> tuple[int, os.stat_result]:
         raise Refused("is a directory") from None
     try:
         st = os.fstat(fd)
-        reason = rotation.refusal(st)
+        reason = refusal(st)
         if reason:
             raise Refused(reason)
         if root is not None:
@@ -61,7 +81,7 @@ def _check_stays_inside(path: str, root: str, fd: int) -> None:
         target = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         target = os.path.realpath(path)  # no /proc: the best we can do without it
-    if not rotation.inside(directory, target):
+    if not inside(directory, target):
         raise Refused(
             f"is a symlink to {target}, outside {directory} (allow with --follow-symlinks-anywhere)"
         )

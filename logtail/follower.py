@@ -1,175 +1,59 @@
-"""Following one path: open, read in chunks, frame lines, move on to the next file at rotation.
+"""Following one path by name, like ``tail -F``: the state machine over its generations.
 
-A path can be backed by several files at once: after a rename or a delete the old file
-is still being written until the application reopens, while a new file already sits at
-the path. Each such file is a ``Generation``; they are read strictly in order and the
-oldest is closed only when the next one has data (so the writer has moved on) and it
-has been quiet for ``rotate_wait``.
+The oldest generation is read to its end and closed only when the next one has data (so
+the writer has moved on) and it has been quiet for ``rotate_wait``; what a look at the
+path means is decided in ``rotation``, where reading starts in ``locate``, and how bytes
+reach stdout in ``transfer``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
-import re
 import sys
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from dataclasses import dataclass
 from typing import Any
 
-import aiofiles
-
-from logtail import files, locate, rotation
+from logtail import files, locate, logs
 from logtail.config import FIRST_LINE, Config, StartAt
 from logtail.errors import StdoutClosed
-from logtail.framing import LineFramer
-from logtail.output import Render, Stdout, Tally, renderer
-from logtail.rotation import Change, FileId, classify, retire_delay
+from logtail.generation import Generation, Snapshot
+from logtail.identity import FileId, Registry
+from logtail.locate import Resume, Start
+from logtail.output import Tally, renderer
+from logtail.rotation import Change, classify, glob_member_ending, interpret, retire_delay
+from logtail.transfer import Printer, Stream
 
-READ_SIZE = 256 * 1024
-INLINE_READ = 64 * 1024
-CHUNKS_IN_FLIGHT = 8
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
 BURST = 8 * 1024 * 1024
+# How many rename targets of the path to remember (a logger rotating every few milliseconds
+# can rename many files between two looks).
+MOVED_MEMORY = 4096
 
 
 @dataclass(slots=True)
 class Stats:
     rotations: int = 0
     truncations: int = 0
-
-
-@dataclass(eq=False, slots=True)
-class Generation:
-    """One file that is or was at the followed path, open, with what has been read of it."""
-
-    fd: int
-    id: FileId
-    offset: int  # next byte to read; everything before it went through the framer
-    framer: LineFramer
-    printed: int = 0  # everything before this offset is on stdout (what a checkpoint may record)
-    window: bytes = b""  # the last bytes before ``offset``, to notice a rewrite in place
-    # While nothing is read yet: the first bytes as they were when this file was queued, so a
-    # truncation before we get to it (copytruncate again, while older copies are read) shows.
-    head: bytes = b""
-    is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
-    _async: Any = None  # aiofiles' wrapper, made on the first large read
-
-    async def read(self, size: int) -> bytes:
-        if os.fstat(self.fd).st_size - self.offset <= INLINE_READ:
-            # A few lines just written are in the page cache: reading them here takes
-            # microseconds, a hop to a worker thread would add latency to every line.
-            return os.read(self.fd, size)
-        if self._async is None:
-            self._async = await aiofiles.open(self.fd, "rb", buffering=0, closefd=False)
-        data: bytes = await self._async.read(size)
-        return data
-
-    def note_read(self, data: bytes) -> None:
-        self.offset += len(data)
-        if len(data) >= locate.WINDOW:
-            self.window = data[-locate.WINDOW :]
-        else:
-            self.window = (self.window + data)[-locate.WINDOW :]
-
-    def rewind(self, max_line_bytes: int) -> None:
-        """Start again from the first byte (the file was truncated)."""
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        self.framer = LineFramer(max_line_bytes)
-        self.offset = self.printed = 0
-        self.window = b""
-        self.head = os.pread(self.fd, locate.WINDOW, 0)
-
-    def intact(self) -> bool:
-        """Whether the bytes that identify what was (or will be) read here are still in place."""
-        try:
-            if self.offset:
-                return not self.window or locate.window_before(self.fd, self.offset).endswith(self.window)
-            return not self.head or os.pread(self.fd, len(self.head), 0) == self.head
-        except OSError:
-            return True
-
-    def close(self) -> None:
-        files.close_quietly(self.fd)
+    lost_bytes: int = 0  # known to have existed and gone before they could be printed
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A position that a checkpoint can record: everything before ``offset`` of file ``id`` is printed."""
-
-    id: FileId
-    offset: int
-    window: bytes  # the bytes just before ``offset``
-    mtime_ns: int
-
-
-@dataclass
 class Shared:
-    """What all followers of a run share: the configuration, stdout and the run's hooks."""
+    """What every follower of a run needs: the configuration, the printer and the file registry."""
 
     config: Config
-    stdout: Stdout
-    log: Any
-    until: re.Pattern[bytes] | None = None
-    on_match: Callable[[], None] = lambda: None
-    on_data: Callable[[], None] = lambda: None
-    on_retire: Callable[[FileId, bytes], None] = lambda file_id, head: None
-    followed_elsewhere: Callable[[str, FileId], bool] = lambda path, file_id: False
+    printer: Printer
+    registry: Registry
+    warnings: logs.Warnings
     # With a checkpoint, an unterminated line waits for its newline across a restart
     # instead of going out early and then again whole.
     flush_partial_at_end: bool = True
-    warned: set[tuple[str, str]] = field(default_factory=set)
-    # Chunks read and not yet written, across all files: what bounds memory when stdout
-    # is slower than the files grow, however many files there are.
-    chunks_in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CHUNKS_IN_FLIGHT))
-
-    def warn_once(self, event: str, path: str, **kw: Any) -> None:
-        key = (path, event + str(sorted(kw.items())))
-        if key not in self.warned:
-            self.warned.add(key)
-            self.log.warning(event, path=path, **kw)
-
-
-@dataclass(frozen=True)
-class Resume:
-    """Start from a checkpoint: these files, in order, each from its offset."""
-
-    steps: tuple[locate.Step, ...]
-
-
-Start = StartAt | Resume | None  # None: from the first byte (a file that appeared later)
-
-
-@dataclass(slots=True)
-class _Writing:
-    """A block on its way to stdout, and what counts as printed once it is there."""
-
-    future: asyncio.Future[None]
-    gen: Generation
-    printed: int
-    on_data: Callable[[], None] | None
-    slot: asyncio.Semaphore | None  # released once written: the chunk no longer takes memory
-
-    async def done(self) -> None:
-        try:
-            await self.future
-        finally:
-            self.abandon()
-        # Recorded right here, not in a callback: a callback runs later, and a snapshot
-        # taken in between (the checkpoint at exit) would miss the last block.
-        self.gen.printed = max(self.gen.printed, self.printed)
-        if self.on_data is not None:
-            self.on_data()
-
-    def abandon(self) -> None:
-        """Stop counting this block against the chunks in flight (once)."""
-        if self.slot is not None:
-            self.slot.release()
-            self.slot = None
 
 
 class Follower:
@@ -183,23 +67,34 @@ class Follower:
         self.name = name
         self.stats = Stats()
         self.printed = Tally()
-        self.gens: deque[Generation] = deque()
         self.done = False
         self.missing = False
         self.via_symlink = False  # the path is a symlink: inotify on its directory misses the writes
+        self._gens: deque[Generation] = deque()
+        # Names files at the path were renamed to (from inotify), with the order of each rename:
+        # where missed generations are, for rotated names that no --rotated pattern describes.
+        self._moved_to: OrderedDict[str, int] = OrderedDict()
+        self._renames = itertools.count()
+        self._moved_unseen: list[str] = []  # rename targets not looked at yet
+        self._former: OrderedDict[FileId, None] = OrderedDict()  # files renamed away from the path
         self._shared = shared
         self._config = shared.config
-        self._render: Render = renderer(self._config.format, self._config.prefix, name, path)
+        self._printer = shared.printer
+        self._log = logs.get()
+        self._stream = Stream(renderer(self._config.format, self._config.prefix, name, path), self.printed)
         self._start = start
         self._glob_member = glob_member
         self._wake = asyncio.Event()
         self._wake.set()
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
-        self._last_snapshot: Snapshot | None = None
-        self._matched = False
+        self._last_snapshot: tuple[Snapshot, ...] = ()
+        # Generations a drain read to their end that a normal run would still keep open (their
+        # writer may not have reopened yet): the checkpoint keeps them, so that what is written
+        # into them after logtail stopped is read after a restart.
+        self._lingering: list[Snapshot] = []
 
-    # -- control, from the app and the watcher ------------------------------------------
+    # -- control, from the app and change detection -------------------------------------
 
     def wake(self) -> None:
         self._wake.set()
@@ -212,7 +107,39 @@ class Follower:
     @property
     def has_rotated(self) -> bool:
         """Whether a generation that is no longer at the path is still open."""
-        return len(self.gens) > 1 or self.missing
+        return len(self._gens) > 1 or self.missing
+
+    def signature(self) -> tuple[Any, ...]:
+        """What a stat sweep compares between two looks: the path's file and every open generation's size."""
+        try:
+            st = os.stat(self.path)
+            at_path: tuple[int, ...] | None = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            at_path = None
+        sizes = []
+        for gen in list(self._gens):
+            try:
+                sizes.append(gen.size())
+            except OSError:
+                sizes.append(-1)
+        return (at_path, *sizes)
+
+    def unread(self) -> int:
+        """Bytes on disk not printed yet, for the drain report."""
+        total = 0
+        for gen in self._gens:
+            with contextlib.suppress(OSError):
+                total += gen.unprinted()
+        return total
+
+    def snapshot(self) -> tuple[Snapshot, ...]:
+        """Where printing stopped in every generation that may still be read, oldest first."""
+        if not self._gens:
+            return self._last_snapshot or tuple(self._lingering)
+        try:
+            return (*self._lingering, *(gen.snapshot() for gen in self._gens))
+        except OSError:
+            return ()
 
     async def run(self) -> None:
         try:
@@ -226,36 +153,13 @@ class Follower:
                 except OSError as exc:
                     # A read failed (EIO on a network file system, a vanished mount): say so
                     # and try again at the next change instead of ending every other stream.
-                    self._shared.warn_once("cannot read file", self.path, reason=exc.strerror or str(exc))
-            if self._matched:
-                self._shared.on_match()
+                    self._warn("cannot read file", self.path, reason=exc.strerror or str(exc))
         finally:
             if self._timer:
                 self._timer.cancel()
             self._last_snapshot = self.snapshot()  # the checkpoint at exit is saved after this
-            for gen in self.gens:
-                gen.close()
-            self.gens.clear()
-
-    def unread(self) -> int:
-        """Bytes on disk not printed yet, for the drain report."""
-        total = 0
-        for gen in self.gens:
-            with contextlib.suppress(OSError):
-                total += max(0, os.fstat(gen.fd).st_size - gen.printed)
-        return total
-
-    def snapshot(self) -> Snapshot | None:
-        """Where printing stopped: the oldest open generation and its first byte not printed yet."""
-        if not self.gens:
-            return self._last_snapshot
-        gen = self.gens[0]
-        try:
-            mtime_ns = os.fstat(gen.fd).st_mtime_ns
-            window = locate.window_before(gen.fd, gen.printed)
-        except OSError:
-            return None
-        return Snapshot(gen.id, gen.printed, window, mtime_ns)
+            while self._gens:
+                self._drop(self._gens[0])
 
     # -- the work ---------------------------------------------------------------------
 
@@ -264,27 +168,38 @@ class Follower:
         if isinstance(self._start, Resume):
             await self._open_resume_steps(self._start)
         await self._refresh()
+        if self._moved_unseen:
+            await self._adopt_moved()
         # A drain reads everything up to the end seen now, however much that is.
         budget = sys.maxsize if final else BURST
-        while self.gens:
-            gen = self.gens[0]
-            later = self.gens[1] if len(self.gens) > 1 else None
+        while self._gens:
+            gen = self._gens[0]
+            later = self._gens[1] if len(self._gens) > 1 else None
             # Look at the later files before the last read of this one: a single writer
             # only writes there after its last write here. Any of them, not just the next:
             # a rotation of an idle log leaves empty generations in between.
-            next_has_data = any(_size(g.fd) > 0 for g in list(self.gens)[1:])
-            target = _size(gen.fd) if final else None
-            budget = await self._read(gen, budget, target)
+            if not gen.started:
+                gen.started = True
+                if await self._check_queued(gen):
+                    continue  # its copy was queued before it: read that first
+            next_has_data = any(g.size() > 0 for g in list(self._gens)[1:])
+            target = gen.size() if final else None
+            budget = await self._printer.read(gen, self._stream, budget, target)
+            if gen.cut_short:
+                await self._truncated(gen)
+                continue
+            if self._printer.cut:
+                self.done = True
+                return
             if budget <= 0:
                 self._wake.set()  # more to read: come back after the others had a turn
                 return
-            if self.done:
-                return
             if later is None:
                 break
-            delay = retire_delay(
-                next_has_data, _idle_for(gen.fd), self._config.rotate_wait, final, gen.is_copy
-            )
+            delay = retire_delay(next_has_data, _idle_for(gen), self._config.rotate_wait, False, gen.is_copy)
+            if final and delay != 0:
+                await self._linger(gen)
+                continue
             if delay == 0:
                 await self._retire(gen)
                 continue
@@ -292,86 +207,48 @@ class Follower:
                 self._wake_in(delay)
             break
         if final:
-            if self.gens and self._shared.flush_partial_at_end:
-                await self._emit(self.gens[0], self.gens[0].framer.flush())
+            if self._gens and self._shared.flush_partial_at_end:
+                await self._flush_partial(self._gens[0])
             self.done = True
-        elif self._glob_member and self.missing and not self.gens:
-            self.done = True  # matched by a glob, gone before it could be opened
-        elif self._glob_member and self.missing and len(self.gens) == 1:
-            # A file matched by a glob that went away: close it once it has been quiet.
-            delay = retire_delay(True, _idle_for(self.gens[0].fd), self._config.rotate_wait, False)
-            if delay == 0:
-                await self._retire(self.gens[0])
+        elif self._glob_member:
+            idle = _idle_for(self._gens[0]) if len(self._gens) == 1 else 0.0
+            ending = glob_member_ending(self.missing, len(self._gens), idle, self._config.rotate_wait)
+            if ending == 0:
+                # A file matched by a glob went away (or before it could be opened) and is quiet.
+                if self._gens:
+                    await self._retire(self._gens[0])
                 self.done = True
-            elif delay is not None:
-                self._wake_in(delay)
+            elif ending is not None:
+                self._wake_in(ending)
 
-    async def _read(self, gen: Generation, budget: int, target: int | None) -> int:
-        """Read ``gen`` until its end (or ``target``), printing whole lines; return the budget left.
-
-        The next chunk is read while the previous one is being written, so catching up
-        costs about the slower of the two rather than their sum.
-        """
-        slots = self._shared.chunks_in_flight
-        writing: _Writing | None = None
-        holding = False  # a slot taken for the chunk being read, not yet handed to a _Writing
-        try:
-            while budget > 0 and not self.done:
-                if target is not None and gen.offset >= target:
-                    break
-                if writing is not None and slots.locked():
-                    # No chunk may be read while all are in flight: finish ours first, so a
-                    # follower never waits for a slot while holding one (no deadlock).
-                    previous, writing = writing, None
-                    await previous.done()
-                await slots.acquire()
-                holding = True
-                data = await gen.read(READ_SIZE)
-                if not data:
-                    break
-                gen.note_read(data)
-                budget -= len(data)
-                block = gen.framer.feed(data)
-                del data  # held by this frame, it would outlive its slot while we wait for the next
-                if writing is not None:
-                    previous, writing = writing, None
-                    await previous.done()
-                writing, holding = self._submit(gen, block, slots), False
-                del block
-        except BaseException:
-            # Cancelled (a drain past its deadline) or failed: give the slots back without
-            # waiting for a stdout that may never move again.
-            if writing is not None:
-                writing.abandon()
-            if holding:
-                slots.release()
-            raise
-        if holding:
-            slots.release()
-        if writing is not None:
-            await writing.done()
-        return budget
-
-    async def _emit(self, gen: Generation, block: bytes) -> None:
-        await self._submit(gen, block).done()
-
-    def _submit(self, gen: Generation, block: bytes, slot: asyncio.Semaphore | None = None) -> _Writing:
-        """Queue ``block`` for stdout; once written, everything up to here counts as printed."""
-        printed = gen.offset - gen.framer.pending
-        until = self._shared.until
-        if until is not None and block and (matched := until.search(block)) is not None:
-            end = block.find(b"\n", max(matched.start(), matched.end() - 1)) + 1
-            printed -= len(block) - end
-            block = block[:end]
-            self._matched = self.done = True
-        future = self._shared.stdout.submit(block, self._render, self.printed)
-        return _Writing(future, gen, printed, self._shared.on_data if block else None, slot)
+    async def _flush_partial(self, gen: Generation) -> None:
+        await self._printer.emit(gen, self._stream, gen.framer.flush())
 
     async def _retire(self, gen: Generation) -> None:
-        await self._emit(gen, gen.framer.flush())
-        self.gens.popleft()
+        """``gen`` is read to its end and the writer has moved on: print its last partial line, close it."""
+        await self._flush_partial(gen)
         with contextlib.suppress(OSError):
-            self._shared.on_retire(gen.id, os.pread(gen.fd, locate.WINDOW, 0))
+            self._shared.registry.retired(gen.id, gen.first_bytes())
+        self._drop(gen)
+
+    async def _linger(self, gen: Generation) -> None:
+        """A drain is done with ``gen`` before its writer may be: close it, but keep it in the checkpoint."""
+        if self._shared.flush_partial_at_end:
+            await self._flush_partial(gen)
+        with contextlib.suppress(OSError):
+            self._lingering.append(gen.snapshot())
+        self._drop(gen)
+
+    def _queue(self, gen: Generation, at: int | None = None) -> None:
+        if at is None:
+            self._gens.append(gen)
+        else:
+            self._gens.insert(at, gen)
+        self._shared.registry.opened(gen.id, self.path)
+
+    def _drop(self, gen: Generation) -> None:
+        self._gens.remove(gen)
+        self._shared.registry.closed(gen.id, self.path)
         gen.close()
 
     # -- what is at the path now --------------------------------------------------------
@@ -382,9 +259,9 @@ class Follower:
         except (FileNotFoundError, NotADirectoryError):
             at_path = None
         except OSError as exc:
-            self._shared.warn_once("cannot look at file", self.path, reason=exc.strerror)
+            self._warn("cannot look at file", self.path, reason=exc.strerror)
             return
-        newest = self.gens[-1] if self.gens else None
+        newest = self._gens[-1] if self._gens else None
         intact = True
         if (
             newest is not None
@@ -394,28 +271,27 @@ class Follower:
         ):
             intact = newest.intact()
         change = classify(newest.id if newest else None, newest.offset if newest else 0, at_path, intact)
-        if (
+        elsewhere = (
             change in (Change.APPEARED, Change.REPLACED)
             and at_path is not None
             and self._glob_member
-            and self._shared.followed_elsewhere(self.path, FileId.of(at_path))
-        ):
-            # A glob that also matches rotated names: the file now here (app.log.1) is the
-            # one another follower reads as its old generation. Not ours to print again.
-            change = Change.MISSING
+            and self._shared.registry.read_elsewhere(self.path, FileId.of(at_path))
+        )
+        change = interpret(change, self._glob_member, elsewhere)
         self.missing = change is Change.MISSING
         if change is Change.MISSING:
-            if not self.gens:
-                self._shared.warn_once("waiting for file to appear", self.path)
-        elif change is Change.APPEARED:
-            await self._open_at_path(rotated=False)
-        elif change is Change.REPLACED and newest is not None:
+            if not self._gens:
+                self._warn("waiting for file to appear", self.path)
+        elif change is Change.APPEARED and at_path is not None:
+            await self._open_at_path(FileId.of(at_path), rotated=False)
+        elif change is Change.REPLACED and newest is not None and at_path is not None:
             await self._open_missed_generations(newest)
-            await self._open_at_path(rotated=True)
+            await self._open_at_path(FileId.of(at_path), rotated=True)
         elif change is Change.TRUNCATED and newest is not None:
             await self._truncated(newest)
 
-    async def _open_at_path(self, rotated: bool) -> None:
+    async def _open_at_path(self, seen: FileId, rotated: bool) -> None:
+        """Open the file at the path, which a look just found to be ``seen``."""
         start = self._start
         self._start = None  # only the file found at start-up gets -n; later ones start at byte 0
         opened = await self._open(self.path)
@@ -425,7 +301,16 @@ class Follower:
         fd, st = opened
         self.via_symlink = os.path.islink(self.path)
         file_id = FileId.of(st)
-        if any(g.id == file_id for g in self.gens):
+        if file_id != seen and not any(g.id == seen for g in self._gens):
+            # Rotated again between the look and the open (a logger that rotates every few
+            # milliseconds): the file that was looked at comes first, wherever it went now.
+            os.close(fd)
+            if (found := await self._open_by_identity(seen)) is not None:
+                self._queue(found)
+                self.stats.rotations += rotated
+            self._wake.set()  # look again: the newer file is at the path
+            return
+        if any(g.id == file_id for g in self._gens):
             os.close(fd)  # the path went back to a file already open (a symlink flipped back)
             return
         offset = 0
@@ -434,8 +319,8 @@ class Follower:
         gen = self._generation(fd, file_id, offset)
         if rotated:
             self.stats.rotations += 1
-            self._shared.log.info("file rotated", path=self.path, name=self.name)
-        self.gens.append(gen)
+            self._log.info("file rotated", path=self.path, name=self.name)
+        self._queue(gen)
 
     async def _open_missed_generations(self, newest: Generation) -> None:
         """Generations that came and went between two looks at the path (rotation faster than us)."""
@@ -443,23 +328,103 @@ class Follower:
             since = os.fstat(newest.fd).st_mtime_ns
         except OSError:
             return
-        for gen in await self._newer_generations(since):
-            self.gens.append(gen)
+        self._place(await self._newer_generations(since))
+
+    async def _open_by_identity(self, file_id: FileId) -> Generation | None:
+        """Open the file ``file_id`` that was at the path, wherever it went (names it was moved to,
+        rotated names, or a listing of the directory by inode)."""
+        places = [*self._moved_to, *locate.rotated_siblings(self.path, self._config.rotated_patterns)]
+        for found in locate.by_identity(self.path, places, file_id):
+            if (opened := await self._open(found.path)) is None:
+                continue
+            fd, st = opened
+            if FileId.of(st) == file_id:
+                return self._generation(fd, file_id, 0)
+            os.close(fd)
+        return None
+
+    def moved(self, to: str) -> None:
+        """The file at the path was renamed to ``to`` (an inotify rename pair): a place its
+        generations may be found, whatever the --rotated patterns say."""
+        if to not in self._moved_to:
+            self._moved_unseen.append(to)
+        self._moved_to[to] = next(self._renames)
+        self._moved_to.move_to_end(to)
+        while len(self._moved_to) > MOVED_MEMORY:
+            self._moved_to.popitem(last=False)
+        with contextlib.suppress(OSError):
+            # A file renamed away from the path is a former generation, never a copy of one.
+            self._former[FileId.of(os.stat(to))] = None
+            while len(self._former) > MOVED_MEMORY:
+                self._former.popitem(last=False)
+
+    async def _adopt_moved(self) -> None:
+        """Files renamed away from the path that were never opened: generations that came and went
+        between two looks (a logger that rotates every few milliseconds). The rename events can
+        arrive after the look that found a newer file at the path, so they are taken in here,
+        before the file now at the path, oldest first."""
+        names, self._moved_unseen = self._moved_unseen, []
+        known = {g.id for g in self._gens}
+        newcomers = []
+        for found in locate.newer(filter(None, map(locate.stat_regular, names)), 0, known):
+            if (opened := await self._open(found.path)) is None:
+                continue
+            fd, st = opened
+            if FileId.of(st) != found.id or self._shared.registry.was_read(found.id, found.path):
+                os.close(fd)
+                continue
+            newcomers.append(self._generation(fd, found.id, 0))
+            self._log.info("reading a rotated file that was missed", path=self.path, file=found.path)
+        if not newcomers:
+            return
+        self._place(newcomers)
+
+    def _place(self, newcomers: list[Generation]) -> None:
+        """Queue generations that came and went between two looks, each in its place.
+
+        Renames arrive in the order they happened: a file's place in that order is its place
+        among the generations (the file still at the path comes after all of them). Files
+        found otherwise (by --rotated names, oldest first) go after those.
+        """
+        try:
+            at_path: FileId | None = FileId.of(os.stat(self.path))
+        except OSError:
+            at_path = None
+
+        def rank(gen: Generation) -> float:
+            if gen.id == at_path:
+                return float("inf")
+            if gen.rank is None:
+                gen.rank = self._moved_to.get(gen.name())  # kept: the name may be forgotten later
+            # A file whose rename has not been reported yet was renamed after all that were.
+            return float("1e18") if gen.rank is None else gen.rank
+
+        for gen in newcomers:
+            mine = rank(gen)
+            at = len(self._gens)
+            for k, queued in enumerate(self._gens):
+                if k == 0 and queued.started:
+                    continue  # being printed: nothing goes before it
+                if rank(queued) > mine:
+                    at = k
+                    break
+            self._queue(gen, at)
             self.stats.rotations += 1
 
     async def _newer_generations(self, since_ns: int) -> list[Generation]:
         """Open the rotated generations written since ``since_ns`` that are not open yet, oldest first."""
-        known = {g.id for g in self.gens}
+        known = {g.id for g in self._gens}
         opened: list[Generation] = []
-        for found in locate.newer_generations(self.path, self._config.rotated_patterns, since_ns, known):
+        patterns = self._config.rotated_patterns
+        for found in locate.newer_generations(self.path, patterns, since_ns, known, self._moved_to):
             if (result := await self._open(found.path)) is None:
                 continue
             fd, st = result
-            if FileId.of(st) != found.id:
-                os.close(fd)  # replaced since it was listed
+            if FileId.of(st) != found.id or self._shared.registry.was_read(found.id, found.path):
+                os.close(fd)  # replaced since it was listed, or one of ours already read to its end
                 continue
             opened.append(self._generation(fd, found.id, 0))
-            self._shared.log.info("reading a rotated file that was missed", path=self.path, file=found.path)
+            self._log.info("reading a rotated file that was missed", path=self.path, file=found.path)
         return opened
 
     async def _open_resume_steps(self, resume: Resume) -> None:
@@ -469,40 +434,81 @@ class Follower:
             if opened is None:
                 continue
             fd, st = opened
-            if FileId.of(st) != step.id or any(g.id == step.id for g in self.gens):
+            if FileId.of(st) != step.id or any(g.id == step.id for g in self._gens):
                 os.close(fd)
                 continue
-            self.gens.append(self._generation(fd, step.id, step.offset))
+            self._queue(self._generation(fd, step.id, step.offset))
             if step.path != self.path:
-                self._shared.log.info("resuming in rotated file", path=self.path, file=step.path)
+                self._log.info("resuming in rotated file", path=self.path, file=step.path)
 
     async def _open(self, path: str) -> tuple[int, os.stat_result] | None:
         try:
             root = None if self._config.symlinks_anywhere else self.root
-            if root is not None and not rotation.inside(root, os.path.abspath(path)):
+            if root is not None and not files.inside(root, os.path.abspath(path)):
                 root = os.path.dirname(os.path.abspath(path))  # a --rotated place the user named
             return files.open_regular(path, root)
         except FileNotFoundError:
             return None
         except files.Refused as refused:
-            self._shared.warn_once("not following file", path, reason=str(refused))
+            self._warn("not following file", path, reason=str(refused))
             return None
         except OSError as exc:  # out of descriptors, I/O error: try again at the next change
-            self._shared.warn_once("cannot open file", path, reason=exc.strerror or str(exc))
+            self._warn("cannot open file", path, reason=exc.strerror or str(exc))
             return None
 
     def _generation(self, fd: int, file_id: FileId, offset: int) -> Generation:
-        if offset:
-            os.lseek(fd, offset, os.SEEK_SET)
-        gen = Generation(fd, file_id, offset, LineFramer(self._config.max_line_bytes), printed=offset)
-        if offset:
-            gen.window = locate.window_before(fd, offset)
-        else:
-            gen.head = os.pread(fd, locate.WINDOW, 0)
-        return gen
+        return Generation.open_at(fd, file_id, offset, self._config.max_line_bytes)
+
+    async def _check_queued(self, gen: Generation) -> bool:
+        """A queued file comes up: was it copytruncated while it waited? True if its copy was queued.
+
+        Its first bytes as they were when queued identify it; a file queued while empty has
+        none, so a copy made since then that does not start like the file now stands for
+        what it lost.
+        """
+        if gen.head:
+            if gen.intact():
+                return False
+            await self._truncated(gen)
+            return True
+        try:
+            if os.fstat(gen.fd).st_mtime_ns == gen.queued_ns:
+                return False  # not even written since it was queued
+        except OSError:
+            return False
+        copies = await self._copies_since(gen, gen.queued_ns)
+        for at, copy in enumerate(copies, start=self._gens.index(gen)):
+            self._queue(copy, at)
+        if copies:
+            self.stats.truncations += 1
+            self._log.info("file truncated; reading what it held from its copy", path=self.path)
+        return bool(copies)
+
+    async def _copies_since(self, gen: Generation, since_ns: int) -> list[Generation]:
+        """Copies of ``gen`` made since ``since_ns`` that hold bytes it no longer has, oldest first.
+
+        A copy that starts like the file does now is a copy of what is still there (a
+        copytruncate caught between its copy and its truncate, or logrotate's ``copy``):
+        reading it as well would print those lines twice.
+        """
+        copies = []
+        try:
+            head_now = gen.first_bytes()
+            size_now = gen.size()
+        except OSError:
+            return []
+        for copy in await self._newer_generations(since_ns):
+            if copy.id in self._former or (
+                copy.head and head_now.startswith(copy.head) and copy.size() <= size_now
+            ):
+                copy.close()
+                continue
+            copy.is_copy = True
+            copies.append(copy)
+        return copies
 
     async def _truncated(self, gen: Generation) -> None:
-        """The file at the path was cut short: finish what it held from its copy, if there is one."""
+        """The file was cut short: finish what it held from its copy, if there is one."""
         self.stats.truncations += 1
         # What identifies our content: the bytes before the read offset, or, if nothing was
         # read yet, the first bytes as they were when this file was queued.
@@ -512,30 +518,36 @@ class Follower:
         if opened is not None:
             fd, st = opened
             rest = self._generation(fd, FileId.of(st), gen.offset)
-            rest.framer, rest.printed, rest.is_copy = gen.framer, gen.printed, True
-            at = self.gens.index(gen)
-            self.gens.insert(at, rest)
-            self._shared.log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
+            rest.framer, rest.printed, rest.is_copy, rest.started = gen.framer, gen.printed, True, True
+            at = self._gens.index(gen)
+            self._queue(rest, at)
+            self._log.info("file truncated; reading the rest from its copy", path=self.path, copy=copy)
             # Several copytruncates since we last looked: the copies made after this one
             # hold the generations in between, oldest first.
-            for between in await self._newer_generations(st.st_mtime_ns):
-                between.is_copy = True
-                at += 1
-                self.gens.insert(at, between)
+            for later, between in enumerate(await self._copies_since(gen, st.st_mtime_ns), start=at + 1):
+                self._queue(between, later)
         else:
-            await self._emit(gen, gen.framer.flush())
-            self._shared.log.info("file truncated; reading it from the start", path=self.path)
+            # What was read of an unterminated line and everything not read yet is gone: the
+            # part read is not a line and is not printed as one.
+            lost = gen.framer.pending + max(0, gen.seen_size - gen.offset)
+            if lost:
+                self.stats.lost_bytes += lost
+                self._log.warning(
+                    "file truncated before all of it was printed; bytes lost", path=self.path, lost_bytes=lost
+                )
+            else:
+                self._log.info("file truncated; reading it from the start", path=self.path)
         gen.rewind(self._config.max_line_bytes)
+        gen.started = True
 
     def _wake_in(self, delay: float) -> None:
         if self._timer:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(delay, self._wake.set)
 
+    def _warn(self, event: str, path: str, **kw: Any) -> None:
+        self._shared.warnings.once(event, path, **kw)
 
-def _size(fd: int) -> int:
-    return os.fstat(fd).st_size
 
-
-def _idle_for(fd: int) -> float:
-    return time.time() - os.fstat(fd).st_mtime
+def _idle_for(gen: Generation) -> float:
+    return time.time() - os.fstat(gen.fd).st_mtime

@@ -1,4 +1,4 @@
-"""Where reading starts: the offset for ``-n``, and a file's other generations found by content.
+"""Where reading starts: the offset for ``-n``, resume plans, and a file's other generations found by content.
 
 A generation is one file that was, at some time, at a followed path: after a rename it
 lives on under another name (``app.log.1``), after a copytruncate its content lives on in
@@ -12,12 +12,13 @@ import glob
 import hashlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from logtail import files
 from logtail.config import StartAt
-from logtail.rotation import FileId
+from logtail.identity import FileId
 
 # How many bytes just before an offset identify the content read so far.
 WINDOW = 256
@@ -85,10 +86,14 @@ def window_before(fd: int, offset: int) -> bytes:
 
 
 def rotated_siblings(path: str, patterns: Iterable[str]) -> list[str]:
-    """Names where rotated generations of ``path`` may live, compressed ones left out."""
+    """Names where rotated generations of ``path`` may live, compressed ones left out.
+
+    In a pattern, ``{path}`` is the followed path and ``{dir}`` its directory.
+    """
     found: set[str] = set()
+    directory = glob.escape(os.path.dirname(path))
     for pattern in patterns:
-        for candidate in glob.glob(pattern.replace("{path}", glob.escape(path))):
+        for candidate in glob.glob(pattern.replace("{path}", glob.escape(path)).replace("{dir}", directory)):
             if candidate != path and not candidate.lower().endswith(COMPRESSED):
                 found.add(candidate)
     return sorted(found)
@@ -102,7 +107,7 @@ class Found:
     size: int
 
 
-def _stat_regular(path: str) -> Found | None:
+def stat_regular(path: str) -> Found | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -137,7 +142,7 @@ def find_copy(path: str, patterns: Iterable[str], offset: int, window: bytes, ex
         return None
     sha = digest(window)
     for candidate in rotated_siblings(path, patterns):
-        found = _stat_regular(candidate)
+        found = stat_regular(candidate)
         if found is None or found.id == exclude or found.size < offset:
             continue
         if holds_window(candidate, offset, sha, len(window)):
@@ -146,21 +151,63 @@ def find_copy(path: str, patterns: Iterable[str], offset: int, window: bytes, ex
 
 
 def newer_generations(
-    path: str, patterns: Iterable[str], after_mtime_ns: int, exclude: set[FileId]
+    path: str,
+    patterns: Iterable[str],
+    after_mtime_ns: int,
+    exclude: set[FileId],
+    moved_to: Iterable[str] = (),
 ) -> list[Found]:
     """Rotated generations written after a given modification time, oldest first.
 
     A single writer writes each generation after its last write to the one before, so
     modification times order them; the file now at ``path`` and ``exclude`` are left out.
     """
-    current = _stat_regular(path)
+    current = stat_regular(path)
     if current is not None:
         exclude = exclude | {current.id}
-    found = (_stat_regular(candidate) for candidate in rotated_siblings(path, patterns))
+    names = rotated_siblings(path, patterns)
+    names += [name for name in moved_to if name not in names and os.path.abspath(name) != path]
+    found = [f for f in map(stat_regular, names) if f is not None]
+    unique: dict[FileId, Found] = {}
+    for f in found:
+        unique.setdefault(f.id, f)  # a file under two names, once
+    return newer(unique.values(), after_mtime_ns, exclude)
+
+
+def by_identity(path: str, places: Iterable[str], file_id: FileId) -> list[Found]:
+    """Where the file ``file_id`` is now: at one of ``places``, or anywhere in the path's directory."""
+    for name in places:
+        found = stat_regular(name)
+        if found is not None and found.id == file_id:
+            return [found]
+    return _by_inode(os.path.dirname(path), file_id)
+
+
+def newer(found: Iterable[Found], after_mtime_ns: int, exclude: set[FileId]) -> list[Found]:
+    """The files of ``found`` written since ``after_mtime_ns``, ``exclude`` left out, oldest first."""
     # ">=": a generation written within the same clock tick as the last write to the one
     # before it is newer all the same; identities already followed are excluded anyway.
-    newer = [f for f in found if f is not None and f.mtime_ns >= after_mtime_ns and f.id not in exclude]
-    return sorted(newer, key=lambda f: f.mtime_ns)
+    # The sort is stable: within one tick, the order found (rename events' order) stands.
+    return sorted(
+        (f for f in found if f.mtime_ns >= after_mtime_ns and f.id not in exclude), key=lambda f: f.mtime_ns
+    )
+
+
+class Saved(Protocol):
+    """A generation as a checkpoint recorded it (``checkpoint.Position``)."""
+
+    @property
+    def id(self) -> FileId: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def window_sha(self) -> str: ...
+    @property
+    def window_len(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -172,37 +219,100 @@ class Step:
     offset: int
 
 
-def plan_resume(
-    path: str,
-    patterns: Iterable[str],
-    saved: FileId,
-    offset: int,
-    window_sha: str,
-    window_len: int,
-    mtime_ns: int,
-) -> tuple[list[Step], bool]:
-    """The files to read, in order, to resume ``path`` at a checkpointed position.
+@dataclass(frozen=True)
+class Resume:
+    """Start from a checkpoint: these files, in order, each from its offset."""
 
-    Finds the generation that was being read (same inode and same bytes before the offset;
-    or, after a copytruncate, a copy with those bytes), then every rotated generation that
-    was written after the checkpoint (by modification time), then the file now at the path
-    from its first byte. Returns the steps and whether the checkpointed generation was found.
+    steps: tuple[Step, ...]
+
+
+Start = StartAt | Resume | None  # None: from the first byte (a file that appeared later)
+
+
+def first_start(*, at_start: bool, resuming: bool, exists: bool, start_at: StartAt) -> StartAt | None:
+    """Where to start a path with no saved position: ``-n`` is for files present at start only.
+
+    A file that appears later is read from its first byte; so is one that is missing from a
+    checkpoint in use (it appeared while logtail was down).
     """
-    current = _stat_regular(path)
-    siblings = [f for f in map(_stat_regular, rotated_siblings(path, patterns)) if f is not None]
-    candidates = ([current] if current else []) + siblings
+    return start_at if at_start and not resuming and exists else None
 
-    def holds(f: Found) -> bool:
-        return offset == 0 or holds_window(f.path, offset, window_sha, window_len)
 
-    origin = next((f for f in candidates if f.id == saved and holds(f)), None)
-    if origin is None and offset > 0:
-        origin = next((f for f in candidates if holds(f)), None)
-    if origin is not None and current is not None and origin.id == current.id:
-        return [Step(current.path, current.id, offset)], True  # not rotated while logtail was down
-    steps = [Step(origin.path, origin.id, offset)] if origin is not None else []
-    exclude = {origin.id} if origin is not None else set()
-    steps.extend(Step(f.path, f.id, 0) for f in newer_generations(path, patterns, mtime_ns, exclude))
+def plan_resume(
+    current: Found | None, siblings: list[Found], saved: Sequence[Saved], located: Sequence[Found | None]
+) -> tuple[list[Step], bool]:
+    """The files to read, in order, to resume a path at its checkpointed generations.
+
+    ``saved`` are the generations the checkpoint recorded, oldest first, and ``located``
+    where each is now (found by identity and confirmed by content, or for the first one a
+    copytruncate's copy holding its bytes), None where it is gone. ``current`` is the file
+    at the path now and ``siblings`` its rotated generations. The plan: every saved
+    generation that is still there, from its offset; then every rotated generation written
+    since the last of them (by modification time); then the file at the path from its first
+    byte. Returns the steps and whether every saved generation was found.
+    """
+    steps: list[Step] = []
+    for position, where in zip(saved, located, strict=True):
+        if where is not None and all(step.id != where.id for step in steps):
+            steps.append(Step(where.path, where.id, position.offset))
+    taken = {step.id for step in steps}
+    all_found = all(where is not None for where in located)
+    if current is not None and current.id in taken:
+        return steps, all_found  # the file at the path is one we know: nothing came after it
+    since = max((position.mtime_ns for position in saved), default=0)
+    exclude = taken | ({current.id} if current is not None else set())
+    steps.extend(Step(f.path, f.id, 0) for f in newer(siblings, since, exclude))
     if current is not None:
         steps.append(Step(current.path, current.id, 0))
-    return steps, origin is not None
+    return steps, all_found
+
+
+def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[list[Step], bool]:
+    """``plan_resume`` over what is on disk now: each saved generation found wherever it went."""
+    current = stat_regular(path)
+    siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
+    located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(saved)]
+    return plan_resume(current, siblings, saved, located)
+
+
+def _locate(
+    path: str, current: Found | None, siblings: list[Found], saved: Saved, first: bool
+) -> Found | None:
+    """Where the saved generation is now: by identity, confirmed by the bytes before its offset.
+
+    Looked for at its last known name, at the path, among the rotated names, then anywhere
+    in the path's directory and in the directory of its last name (a symlink's old target,
+    a rename the patterns do not know). A generation saved at offset 0 has no bytes to
+    confirm it, so it is only taken where a generation of this path can be: by name. The
+    first one may also have been copied and truncated while logtail was down: a copy that
+    holds its bytes stands for it.
+    """
+    by_name = [f for f in ([stat_regular(saved.name)] if saved.name else []) if f is not None]
+    by_name += ([current] if current else []) + siblings
+
+    def holds(f: Found) -> bool:
+        return saved.offset == 0 or holds_window(f.path, saved.offset, saved.window_sha, saved.window_len)
+
+    for found in by_name:
+        if found.id == saved.id and holds(found):
+            return found
+    if saved.offset == 0:
+        return None
+    directories = {os.path.dirname(path)} | ({os.path.dirname(saved.name)} if saved.name else set())
+    for directory in sorted(directories):
+        for found in _by_inode(directory, saved.id):
+            if holds(found):
+                return found
+    if first:
+        return next((f for f in by_name if f.id != saved.id and holds(f)), None)
+    return None
+
+
+def _by_inode(directory: str, file_id: FileId) -> list[Found]:
+    """Regular files in ``directory`` with identity ``file_id`` (a listing compares inode numbers only)."""
+    try:
+        with os.scandir(directory) as entries:
+            names = [entry.path for entry in entries if entry.inode() == file_id.ino]
+    except OSError:
+        return []
+    return [f for f in map(stat_regular, names) if f is not None and f.id == file_id]

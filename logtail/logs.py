@@ -35,3 +35,16 @@ def configure(level: str = "info", fmt: str | None = None) -> None:
 
 def get() -> structlog.typing.FilteringBoundLogger:
     return structlog.get_logger("logtail")  # type: ignore[no-any-return]
+
+
+class Warnings:
+    """Warnings said once per path and reason: a file that stays unreadable is not reported every look."""
+
+    def __init__(self) -> None:
+        self._said: set[tuple[str, str]] = set()
+
+    def once(self, event: str, path: str, **kw: Any) -> None:
+        key = (path, event + str(sorted(kw.items())))
+        if key not in self._said:
+            self._said.add(key)
+            get().warning(event, path=path, **kw)

@@ -7,21 +7,9 @@ a symlink, reuse of an inode) is a row in a table test.
 from __future__ import annotations
 
 import os
-import stat
-from dataclasses import dataclass
 from enum import Enum
 
-
-@dataclass(frozen=True, slots=True)
-class FileId:
-    """A file's identity for as long as it exists: what a rename keeps and a re-creation changes."""
-
-    dev: int
-    ino: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> FileId:
-        return cls(st.st_dev, st.st_ino)
+from logtail.identity import FileId
 
 
 class Change(Enum):
@@ -73,22 +61,27 @@ def retire_delay(
     return max(0.0, rotate_wait - old_idle_for)
 
 
-def refusal(st: os.stat_result) -> str | None:
-    """Why a file of this type must not be opened for following, or None for a regular file."""
-    mode = st.st_mode
-    if stat.S_ISREG(mode):
+def interpret(change: Change, glob_member: bool, read_elsewhere: bool) -> Change:
+    """What a look at the path means for its follower, beyond what the stat results say.
+
+    A glob that also matches rotated names (``*.log*``) sees ``app.log.1`` appear: when that
+    file is the one another follower reads (or read) as its old generation, it is not this
+    follower's to print again, so the path counts as empty.
+    """
+    if change in (Change.APPEARED, Change.REPLACED) and glob_member and read_elsewhere:
+        return Change.MISSING
+    return change
+
+
+def glob_member_ending(missing: bool, open_files: int, idle_for: float, rotate_wait: float) -> float | None:
+    """When the follower of a glob match that went away is finished.
+
+    Returns None while it is not (the file is still at its path, or older generations are
+    still open), 0 to finish now (closing the one file left, if any), or the seconds to
+    wait: a file that went away is closed once it has been quiet for ``rotate_wait``.
+    """
+    if not missing or open_files > 1:
         return None
-    if stat.S_ISDIR(mode):
-        return "is a directory"
-    if stat.S_ISFIFO(mode):
-        return "is a FIFO (reading it would block)"
-    if stat.S_ISSOCK(mode):
-        return "is a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "is a device file"
-    return "is not a regular file"
-
-
-def inside(directory: str, target: str) -> bool:
-    """Whether the resolved ``target`` lies inside the resolved ``directory``."""
-    return os.path.commonpath([directory, target]) == directory
+    if open_files == 0:
+        return 0.0
+    return retire_delay(True, idle_for, rotate_wait, False)

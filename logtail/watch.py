@@ -12,19 +12,37 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from logtail import logs
 
-# The callback receives the directory, the file's name, and whether a name appeared there
-# (a file created or moved in); (None, None, True) when events were lost and everything
-# must be looked at again.
-OnChange = Callable[[str | None, str | None, bool], None]
+IN_MODIFY = 0x2
+IN_ATTRIB = 0x4
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_FROM = 0x40
+IN_MOVED_TO = 0x80
+IN_CREATE = 0x100
+IN_DELETE = 0x200
+IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
+IN_Q_OVERFLOW = 0x4000
+IN_IGNORED = 0x8000
+
+
+class Event(NamedTuple):
+    directory: str | None  # None: the queue overflowed: every path must be looked at
+    name: str | None  # None: the event is about the directory itself
+    mask: int  # raw inotify mask bits
+    cookie: int  # pairs IN_MOVED_FROM with IN_MOVED_TO (0 otherwise)
+
+
+OnEvents = Callable[[list[Event]], None]
 
 
 class DirectoryWatcher:
     """Delivers changes in watched directories to a callback, from inside the event loop."""
 
-    def __init__(self, on_change: OnChange) -> None:
+    def __init__(self, on_events: OnEvents, coalesce: float = 0.0) -> None:
         from asyncinotify import Inotify, Mask  # imported here: --poll runs do without it
 
         self._mask = Mask
@@ -42,7 +60,7 @@ class DirectoryWatcher:
         # Raises OSError where inotify is unavailable or exhausted. The default cache takes 10
         # events per read; a burst of appends would then overflow the kernel's queue.
         self._inotify = Inotify(cache_size=256)
-        self._on_change = on_change
+        self._on_events = on_events
         self._watched: dict[str, object] = {}
         self._overflows = 0
         self._overflow_reported = -3600.0
@@ -71,7 +89,7 @@ class DirectoryWatcher:
                 if now - self._overflow_reported > 60:
                     logs.get().info("inotify queue overflowed; rescanning all files", times=self._overflows)
                     self._overflow_reported, self._overflows = now, 0
-                self._on_change(None, None, True)
+                self._on_events([Event(None, None, IN_Q_OVERFLOW, 0)])
                 continue
             watch = event.watch
             if watch is None:
@@ -82,10 +100,10 @@ class DirectoryWatcher:
                 if self._watched.pop(directory, None) is not None and event.mask & mask.MOVE_SELF:
                     with contextlib.suppress(OSError):
                         self._inotify.rm_watch(watch)
-                self._on_change(directory, None, True)
+                self._on_events([Event(directory, None, int(event.mask), 0)])
                 continue
             name = os.fsdecode(event.name) if event.name is not None else None
-            self._on_change(directory, name, bool(event.mask & (mask.CREATE | mask.MOVED_TO)))
+            self._on_events([Event(directory, name, int(event.mask), event.cookie)])
 
     def close(self) -> None:
         self._inotify.close()

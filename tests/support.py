@@ -172,3 +172,38 @@ def run(
         stdin=subprocess.DEVNULL,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def append(path: os.PathLike[str] | str, data: bytes | str) -> None:
+    """Append ``data`` to ``path`` in one write, as a logger that flushes each record does."""
+    with open(path, "ab") as handle:
+        handle.write(data.encode() if isinstance(data, str) else data)
+
+
+def observe(seconds: float) -> None:
+    """Let time pass on purpose: a negative assertion ("nothing more comes") needs a window to watch."""
+    time.sleep(seconds)
+
+
+def assert_no_traceback(stderr: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    assert "Exception ignored" not in stderr, stderr
+
+
+def read_position(pid: int, path: os.PathLike[str] | str) -> int | None:
+    """Where process ``pid`` stands in its open file ``path`` (from /proc/PID/fdinfo), or None."""
+    target = os.path.realpath(path)
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"{fd_dir}/{fd}") == target:
+                for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+                    if line.startswith("pos:"):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    return None

@@ -17,17 +17,29 @@ from logtail import checkpoint, locate
 from logtail.checkpoint import Position, Unusable
 from logtail.config import StartAt
 from logtail.errors import ConfigError
-from logtail.rotation import FileId
+from logtail.identity import FileId
 
-POS = Position(dev=1, ino=2, offset=300, window_sha="ab" * 32, window_len=256, mtime_ns=5)
+POS = Position(dev=1, ino=2, offset=300, window_sha="ab" * 32, window_len=256, mtime_ns=5, name="/x/a.1")
+LATER = Position(dev=1, ino=3, offset=0, window_sha="", window_len=0, mtime_ns=6, name="/x/a")
 
 
 def test_save_then_load_round_trips(tmp_path: Path) -> None:
     """What is saved is what is loaded, and the file is private to logtail's user."""
     path = tmp_path / "ck.json"
-    checkpoint.save(str(path), {"/var/log/app.log": POS})
-    assert checkpoint.load(str(path)) == {"/var/log/app.log": POS}
+    checkpoint.save(str(path), {"/var/log/app.log": (POS, LATER)})
+    assert checkpoint.load(str(path)) == {"/var/log/app.log": (POS, LATER)}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_version_1_checkpoint_is_read(tmp_path: Path) -> None:
+    """A checkpoint written by logtail 0.1 (one position per path, no name) resumes as before."""
+    path = tmp_path / "ck.json"
+    path.write_bytes(
+        b'{"version":1,"files":{"/a":{"dev":1,"ino":2,"offset":300,"window_sha":"'
+        + b"ab" * 32
+        + b'","window_len":256,"mtime_ns":5}}}'
+    )
+    assert checkpoint.load(str(path)) == {"/a": (Position(1, 2, 300, "ab" * 32, 256, 5),)}
 
 
 def test_missing_checkpoint_is_not_an_error(tmp_path: Path) -> None:
@@ -103,7 +115,7 @@ def test_arbitrary_json_never_crashes_the_parser(doc: object) -> None:
 def test_symlink_at_checkpoint_path_is_not_followed_on_load(tmp_path: Path) -> None:
     """A link planted where the checkpoint should be is refused, not read through."""
     target = tmp_path / "elsewhere.json"
-    checkpoint.save(str(target), {"/a": POS})
+    checkpoint.save(str(target), {"/a": (POS,)})
     link = tmp_path / "ck.json"
     link.symlink_to(target)
     with pytest.raises(Unusable):
@@ -116,10 +128,10 @@ def test_save_replaces_a_planted_symlink_instead_of_writing_through_it(tmp_path:
     victim.write_text("precious\n")
     link = tmp_path / "ck.json"
     link.symlink_to(victim)
-    checkpoint.save(str(link), {"/a": POS})
+    checkpoint.save(str(link), {"/a": (POS,)})
     assert victim.read_text() == "precious\n"
     assert not link.is_symlink()
-    assert checkpoint.load(str(link)) == {"/a": POS}
+    assert checkpoint.load(str(link)) == {"/a": (POS,)}
 
 
 def test_planted_temporary_names_are_never_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -129,9 +141,9 @@ def test_planted_temporary_names_are_never_reused(tmp_path: Path, monkeypatch: p
     names = iter(["aaaaaaaaaaaa", "bbbbbbbbbbbb"])
     monkeypatch.setattr(checkpoint.secrets, "token_hex", lambda n: next(names))
     (tmp_path / "ck.json.aaaaaaaaaaaa.tmp").symlink_to(victim)
-    checkpoint.save(str(tmp_path / "ck.json"), {"/a": POS})
+    checkpoint.save(str(tmp_path / "ck.json"), {"/a": (POS,)})
     assert victim.read_text() == "precious\n"
-    assert checkpoint.load(str(tmp_path / "ck.json")) == {"/a": POS}
+    assert checkpoint.load(str(tmp_path / "ck.json")) == {"/a": (POS,)}
 
 
 CRASH = """
@@ -141,22 +153,22 @@ from logtail.checkpoint import Position
 def crash(src, dst):
     os._exit(9)  # the process dies after the temporary file is written and synced, before the rename
 os.rename = crash
-checkpoint.save(sys.argv[1], {"/new": Position(1, 2, 3, "", 0, 4)})
+checkpoint.save(sys.argv[1], {"/new": (Position(1, 2, 3, "", 0, 4),)})
 """
 
 
 def test_crash_between_temporary_file_and_rename_keeps_the_old_checkpoint(tmp_path: Path) -> None:
     """Killed after writing the temporary file but before the rename: the old checkpoint stays whole."""
     path = tmp_path / "ck.json"
-    checkpoint.save(str(path), {"/old": POS})
+    checkpoint.save(str(path), {"/old": (POS,)})
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     result = subprocess.run([sys.executable, "-c", CRASH, str(path)], env=env, check=False)
     assert result.returncode == 9
-    assert checkpoint.load(str(path)) == {"/old": POS}
+    assert checkpoint.load(str(path)) == {"/old": (POS,)}
     leftovers = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert len(leftovers) == 1  # the crash left its temporary file: the next save must still work
-    checkpoint.save(str(path), {"/next": POS})
-    assert checkpoint.load(str(path)) == {"/next": POS}
+    checkpoint.save(str(path), {"/next": (POS,)})
+    assert checkpoint.load(str(path)) == {"/next": (POS,)}
 
 
 def test_unwritable_checkpoint_directory_is_a_clear_error(tmp_path: Path) -> None:
@@ -212,15 +224,18 @@ def test_start_offset_across_blocks(tmp_path: Path) -> None:
         os.close(fd)
 
 
-def _position(path: Path, offset: int) -> tuple[FileId, int, str, int, int]:
+def _position(path: Path, offset: int) -> checkpoint.Position:
     st = path.stat()
     data = path.read_bytes()
     window = data[max(0, offset - locate.WINDOW) : offset]
-    return FileId.of(st), offset, locate.digest(window), len(window), st.st_mtime_ns
+    file_id = FileId.of(st)
+    return checkpoint.Position(
+        file_id.dev, file_id.ino, offset, locate.digest(window), len(window), st.st_mtime_ns, str(path)
+    )
 
 
-def plan(path: Path, saved: tuple[FileId, int, str, int, int]) -> tuple[list[tuple[str, int]], bool]:
-    steps, found = locate.plan_resume(str(path), ("{path}.*", "{path}-*"), *saved)
+def plan(path: Path, *saved: checkpoint.Position) -> tuple[list[tuple[str, int]], bool]:
+    steps, found = locate.resume(str(path), ("{path}.*", "{path}-*"), saved)
     return [(os.path.basename(s.path), s.offset) for s in steps], found
 
 
@@ -238,11 +253,11 @@ def test_resume_after_renames_reads_every_generation_in_order(tmp_path: Path) ->
     log.write_bytes(b"one\ntwo\n")
     saved = _position(log, 4)
     log.rename(tmp_path / "app.log.2")
-    os.utime(tmp_path / "app.log.2", ns=(saved[4] + 1, saved[4] + 1))
+    os.utime(tmp_path / "app.log.2", ns=(saved.mtime_ns + 1, saved.mtime_ns + 1))
     (tmp_path / "app.log.1").write_bytes(b"three\n")
-    os.utime(tmp_path / "app.log.1", ns=(saved[4] + 2, saved[4] + 2))
+    os.utime(tmp_path / "app.log.1", ns=(saved.mtime_ns + 2, saved.mtime_ns + 2))
     (tmp_path / "app.log.3").write_bytes(b"ancient\n")  # rotated before the checkpoint
-    os.utime(tmp_path / "app.log.3", ns=(saved[4] - 10, saved[4] - 10))
+    os.utime(tmp_path / "app.log.3", ns=(saved.mtime_ns - 10, saved.mtime_ns - 10))
     log.write_bytes(b"four\n")
     assert plan(log, saved) == ([("app.log.2", 4), ("app.log.1", 0), ("app.log", 0)], True)
 
@@ -265,6 +280,47 @@ def test_reused_inode_with_other_content_is_not_mistaken_for_the_old_file(tmp_pa
     log.write_bytes(b"ONE\nTWO\nTHREE\n")
     steps, found = plan(log, saved)
     assert (steps, found) == ([("app.log", 0)], False)
+
+
+def test_resume_finds_a_symlinks_old_target_by_identity_anywhere_in_the_directory(tmp_path: Path) -> None:
+    """current.log -> app-3.log retargeted to app-4.log while down: the rest of app-3.log (a name no
+    pattern knows) is found by its inode, then app-4.log from its start."""
+    old = tmp_path / "app-3.log"
+    old.write_bytes(b"one\ntwo\n")
+    link = tmp_path / "current.log"
+    link.symlink_to(old.name)
+    saved = _position(old, 4)
+    saved = checkpoint.Position(**{**saved.__dict__, "name": ""})  # no hint: found by listing
+    link.unlink()
+    (tmp_path / "app-4.log").write_bytes(b"three\n")
+    link.symlink_to("app-4.log")
+    assert plan(link, saved) == ([("app-3.log", 4), ("current.log", 0)], True)
+
+
+def test_resume_reads_every_saved_generation_wherever_it_went(tmp_path: Path) -> None:
+    """Saved while a renamed file was still being read and a new one waited: both are found by
+    identity (the first at its saved offset, the second from its first byte), in order."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    first = _position(log, 4)
+    log.rename(tmp_path / "elsewhere.log")
+    log.write_bytes(b"")
+    second = _position(log, 0)
+    log.rename(tmp_path / "app.log.1")  # rotated again while down
+    log.write_bytes(b"four\n")
+    assert plan(log, first, second) == ([("elsewhere.log", 4), ("app.log.1", 0), ("app.log", 0)], True)
+
+
+def test_inode_reused_elsewhere_is_not_taken_for_a_generation_saved_at_offset_zero(tmp_path: Path) -> None:
+    """A generation saved before anything of it was read has no bytes to confirm it: an unrelated
+    file elsewhere in the directory with its inode number is not taken for it."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\n")
+    saved = _position(log, 0)
+    log.rename(tmp_path / "other.txt")
+    log.write_bytes(b"two\n")
+    saved = checkpoint.Position(**{**saved.__dict__, "name": ""})
+    assert plan(log, saved) == ([("app.log", 0)], False)
 
 
 def test_compressed_rotations_are_never_candidates(tmp_path: Path) -> None:

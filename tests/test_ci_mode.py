@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Logtail, records, run, wait_until
+from support import ROOT, Logtail, append, records, run, wait_until
+
+pytestmark = pytest.mark.e2e
 
 EXAMPLES = ROOT / "examples" / "ci"
 
@@ -30,11 +32,6 @@ def summary(stderr: str) -> dict[str, Any]:
     events = [r for r in records(stderr) if r.get("event") == "summary"]
     assert len(events) == 1, f"expected one summary event, got {len(events)}: {stderr}"
     return events[0]
-
-
-def append(path: Path, data: str) -> None:
-    with open(path, "a") as handle:
-        handle.write(data)
 
 
 def stays_running(proc: Logtail, seconds: float) -> bool:
@@ -289,6 +286,7 @@ def test_summary_counts_lines_bytes_rotations_and_truncations(tmp_path: Path, lo
         "bytes": 3,
         "rotations": 0,
         "truncations": 0,
+        "lost_bytes": 0,  # issue 11: bytes known to be gone before they could be printed
     }
 
 

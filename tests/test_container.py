@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-pytestmark = pytest.mark.container
+pytestmark = [pytest.mark.container, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_IMAGE = "localhost/logtail-test-base"  # built once, kept between runs

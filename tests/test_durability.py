@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import support
-from support import Logtail, records, unprivileged_prefix, wait_until
+from support import Logtail, assert_no_traceback, read_position, records, unprivileged_prefix, wait_until
 from writers import (
     NUMBERED,
     LineWriter,
@@ -43,6 +43,8 @@ from writers import (
     run_tool,
     truncate,
 )
+
+pytestmark = pytest.mark.e2e
 
 PADDING = 60  # numbered lines of 70 bytes
 LINE_BYTES = 8 + 1 + PADDING + 1
@@ -83,11 +85,6 @@ def level_of(record: dict[str, Any]) -> str:
     return str(record.get("level", record.get("log_level", ""))).lower()
 
 
-def assert_no_traceback(stderr: str) -> None:
-    assert "Traceback" not in stderr, stderr
-    assert "Exception ignored" not in stderr, stderr
-
-
 def strictly_increasing(seqs: list[int]) -> list[tuple[int, int]]:
     """Places where a sequence of line numbers goes backwards or repeats."""
     return [(a, b) for a, b in itertools.pairwise(seqs) if b <= a]
@@ -97,23 +94,6 @@ def last_printed(proc: Logtail) -> int:
     raw = proc.raw_lines
     match = NUMBERED.match(raw[-1]) if raw else None
     return int(match.group(1)) if match else -1
-
-
-def read_position(pid: int, path: Path) -> int | None:
-    """Where process ``pid`` stands in its open file ``path`` (from /proc/PID/fdinfo), or None."""
-    fd_dir = Path(f"/proc/{pid}/fd")
-    try:
-        for fd in os.listdir(fd_dir):
-            try:
-                if os.readlink(fd_dir / fd) == str(path):
-                    for line in (Path(f"/proc/{pid}/fdinfo") / fd).read_text().splitlines():
-                        if line.startswith("pos:"):
-                            return int(line.split()[1])
-            except OSError:
-                continue
-    except OSError:
-        return None
-    return None
 
 
 def vm_kib(pid: int, field: str) -> int:

@@ -14,12 +14,9 @@ from typing import Any
 
 import psutil
 import pytest
-from support import LOGTAIL, ROOT, Logtail, records, wait_until
+from support import LOGTAIL, ROOT, Logtail, append, read_position, records, wait_until
 
-
-def append(path: Path, text: str) -> None:
-    with path.open("a") as fh:
-        fh.write(text)
+pytestmark = pytest.mark.e2e
 
 
 def test_glob_over_rotated_names_prints_no_generation_twice(tmp_path: Path, logtail: Any) -> None:
@@ -65,19 +62,6 @@ def test_live_sibling_is_not_taken_for_a_rotated_generation(tmp_path: Path, logt
     proc.wait_for_lines(3)
     assert proc.stop() == 0, proc.stderr
     assert proc.lines == ["one", "two", "three"]
-
-
-def read_position(pid: int, path: Path) -> int | None:
-    """Where process ``pid`` stands in its open file ``path`` (from /proc/PID/fdinfo), or None."""
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
-                    if line.startswith("pos:"):
-                        return int(line.split()[1])
-        except OSError:
-            continue
-    return None
 
 
 @pytest.mark.parametrize(

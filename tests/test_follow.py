@@ -19,8 +19,10 @@ from typing import Any
 import psutil
 import pytest
 import support
-from support import Logtail, run, unprivileged_prefix, wait_until
+from support import Logtail, append, assert_no_traceback, observe, run, unprivileged_prefix, wait_until
 from writers import LineWriter, logrotate_copytruncate, logrotate_create, mv, numbered_line, rm, truncate
+
+pytestmark = pytest.mark.e2e
 
 PAD = "x" * 60
 
@@ -52,11 +54,6 @@ def warnings_about(stderr: str, path: Path) -> list[str]:
     return found
 
 
-def assert_no_traceback(stderr: str) -> None:
-    assert "Traceback" not in stderr, stderr
-    assert "Exception ignored" not in stderr, stderr
-
-
 def assert_usage_error(result: subprocess.CompletedProcess[bytes], *needles: tuple[str, ...]) -> None:
     """Exit 2, nothing on stdout, no traceback, and one stderr line that holds, for each group of
     ``needles``, at least one of its words (case-insensitive)."""
@@ -74,18 +71,8 @@ def assert_usage_error(result: subprocess.CompletedProcess[bytes], *needles: tup
     assert matching, f"no single stderr line mentions all of {needles}: {stderr}"
 
 
-def observe(seconds: float) -> None:
-    """Let time pass on purpose: a negative assertion ("no more warnings") needs a window to watch."""
-    time.sleep(seconds)
-
-
 def numbered(seqs: range | list[int]) -> list[str]:
     return [numbered_line(seq, PAD) for seq in seqs]
-
-
-def append(path: Path, data: bytes | str) -> None:
-    with open(path, "ab") as handle:
-        handle.write(data.encode() if isinstance(data, str) else data)
 
 
 @pytest.fixture
@@ -797,42 +784,6 @@ def test_unreadable_file_is_a_usage_error(tmp_path: Path, unprivileged: None) ->
     path.chmod(0)
     result = run([path])
     assert_usage_error(result, (str(path),), ("permission", "denied", "readable"))
-
-
-@pytest.mark.parametrize(
-    ("args", "mentions"),
-    [
-        (["--lines", "abc"], ("--lines", "-n")),
-        (["-n", "1.5"], ("--lines", "-n")),
-        (["--max-line-bytes", "0"], ("--max-line-bytes",)),
-        (["--max-line-bytes", "many"], ("--max-line-bytes",)),
-        (["--poll-interval", "-1"], ("--poll-interval",)),
-        (["--poll-interval", "soon"], ("--poll-interval",)),
-        (["--format", "xml"], ("--format",)),
-        (["--log-format", "xml"], ("--log-format",)),
-        (["--log-level", "loud"], ("--log-level",)),
-        (["--no-such-option"], ("--no-such-option",)),
-        (["--prefix", "{nope} "], ("--prefix", "{nope}")),
-        (["--prefix", "[app]\n"], ("--prefix", "newline")),
-        (["--prefix", "[{name}] ", "--format", "json"], ("--prefix", "json")),
-        (["--until", "(unclosed"], ("--until",)),
-        (["--exec"], ("--exec",)),
-    ],
-)
-def test_bad_option_value_is_a_usage_error(
-    tmp_path: Path, args: list[str], mentions: tuple[str, ...]
-) -> None:
-    """A bad option value: a message naming the option, exit 2, no traceback."""
-    path = tmp_path / "a.log"
-    path.write_text("x\n")
-    assert_usage_error(run([*args, path]), mentions)
-
-
-def test_empty_name_is_a_usage_error(tmp_path: Path) -> None:
-    """`NAME=` with an empty name: a one-line message naming the argument, exit 2, no traceback."""
-    path = tmp_path / "a.log"
-    path.write_text("x\n")
-    assert_usage_error(run([f"={path}"]), (str(path),), ("name",))
 
 
 def test_file_becoming_unreadable_warns_and_others_keep_flowing(

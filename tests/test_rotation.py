@@ -7,7 +7,9 @@ import stat
 
 import pytest
 
-from logtail.rotation import Change, FileId, classify, inside, refusal, retire_delay
+from logtail.files import inside, refusal
+from logtail.identity import FileId
+from logtail.rotation import Change, classify, retire_delay
 
 
 def st(ino: int = 1, size: int = 100, dev: int = 7, mode: int = stat.S_IFREG | 0o644) -> os.stat_result:

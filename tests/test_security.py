@@ -22,9 +22,11 @@ import pytest
 import support
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import ROOT, Logtail, records, wait_until
+from support import ROOT, Logtail, append, observe, records, wait_until
 
 from logtail.framing import LineFramer
+
+pytestmark = pytest.mark.e2e
 
 SECRET = "SECRET-TOKEN-eyJhbGciOiJSUzI1NiJ9"  # noqa: S105 - a fake token to look for on stdout
 SHADOW = "root:$6$SHADOW-HASH$abcdef:19000:0:99999:7:::"
@@ -36,16 +38,6 @@ SHADOW = "root:$6$SHADOW-HASH$abcdef:19000:0:99999:7:::"
 def warnings_naming(stderr: str, path: Path) -> list[dict[str, Any]]:
     """The warning events whose ``path`` is ``path``."""
     return [r for r in records(stderr) if r.get("level") == "warning" and r.get("path") == str(path)]
-
-
-def observe(seconds: float) -> None:
-    """Let time pass on purpose: a negative assertion ("nothing more comes") needs a window to watch."""
-    time.sleep(seconds)
-
-
-def append(path: Path, data: str) -> None:
-    with open(path, "a") as handle:
-        handle.write(data)
 
 
 def open_fds(pid: int) -> list[str]:

@@ -44,6 +44,8 @@ from writers import (
     truncate,
 )
 
+pytestmark = pytest.mark.e2e
+
 RATE = 2500.0  # lines/s asked of the writer; >= 2,000 achieved is asserted
 DURATION = 4.0  # seconds of rotations
 PERIOD = 0.25  # seconds between rotations

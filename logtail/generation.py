@@ -1,0 +1,165 @@
+"""One file that is or was at a followed path, open, with what has been read and printed of it.
+
+A path can be backed by several files at once: after a rename or a delete the old file
+is still written until the application reopens, while a new file already sits at the
+path. Each is a ``Generation``; the follower reads them strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from logtail import files, locate
+from logtail.framing import LineFramer
+from logtail.identity import FileId
+
+# Up to this much unread data is read on the event loop: a few lines just written are in
+# the page cache, and a hop to a worker thread would add latency to every line.
+INLINE_READ = 64 * 1024
+# How many bytes before the offset a small read takes again, to see they are still the same.
+OVERLAP = 32
+
+
+@dataclass(eq=False, slots=True)
+class Generation:
+    """One open file of a followed path, with what has been read of it."""
+
+    fd: int
+    id: FileId
+    offset: int  # next byte to read; everything before it went through the framer
+    framer: LineFramer
+    printed: int = 0  # everything before this offset is on stdout (what a checkpoint may record)
+    window: bytes = b""  # the last bytes before ``offset``, to notice a rewrite in place
+    # While nothing is read yet: the first bytes as they were when this file was queued, so a
+    # truncation before we get to it (copytruncate again, while older copies are read) shows.
+    head: bytes = b""
+    is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
+    seen_size: int = 0  # the file's size when last looked at: bytes up to it were known to exist
+    queued_ns: int = 0  # its modification time when it was queued (nothing read yet)
+    started: bool = False  # reading it has begun (checks made when a queued file comes up are done)
+    cut_short: bool = False  # a read found it truncated under the read offset: the follower must see to it
+    rank: int | None = None  # its place in the order of renames away from the path, once known
+
+    @classmethod
+    def open_at(cls, fd: int, file_id: FileId, offset: int, max_line_bytes: int) -> Generation:
+        """A generation of the open file ``fd`` whose bytes before ``offset`` count as printed."""
+        os.lseek(fd, offset, os.SEEK_SET)
+        gen = cls(fd, file_id, offset, LineFramer(max_line_bytes), printed=offset)
+        if offset:
+            gen.window = locate.window_before(fd, offset)
+        else:
+            gen.head = os.pread(fd, locate.WINDOW, 0)
+        st = os.fstat(fd)
+        gen.seen_size, gen.queued_ns = st.st_size, st.st_mtime_ns
+        return gen
+
+    async def read(self, size: int) -> bytes:
+        """The next bytes, or b"" at the end, or when the file was cut short under the read offset.
+
+        Truncation is looked for at every read, not only when the path is looked at: a file
+        truncated and refilled past the offset in the middle of a large catch-up would
+        otherwise go on at the old offset in new content. A large read is checked before and
+        after (the bytes before the offset still in place), so a truncation between the two
+        never lets a chunk of new content through as if it followed the old.
+        """
+        size_now = self.size()
+        if size_now < self.offset:
+            self.cut_short = True
+            return b""
+        self.seen_size = max(self.seen_size, size_now)
+        if size_now - self.offset <= INLINE_READ:
+            # A few lines just written are in the page cache: reading them here takes
+            # microseconds, a hop to a worker thread would add latency to every line. The
+            # read starts a few bytes early, so the same call tells whether the bytes before
+            # the offset are still the ones read before.
+            known = self.window[-OVERLAP:] if self.offset else b""
+            data = os.pread(self.fd, size + len(known), self.offset - len(known))
+            if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
+                self.cut_short = True
+                return b""
+            return data[len(known) :]
+        if not self.intact():
+            self.cut_short = True
+            return b""
+        data = await asyncio.to_thread(os.pread, self.fd, size, self.offset)
+        if not self.intact():
+            self.cut_short = True  # truncated while the chunk was read: it may be new content, not ours
+            return b""
+        return data
+
+    def note_read(self, data: bytes) -> None:
+        self.offset += len(data)
+        # Reads are positioned (pread); the descriptor's own offset is kept in step anyway, so
+        # /proc/PID/fdinfo shows how far logtail has read each file.
+        os.lseek(self.fd, self.offset, os.SEEK_SET)
+        if len(data) >= locate.WINDOW:
+            self.window = data[-locate.WINDOW :]
+        else:
+            self.window = (self.window + data)[-locate.WINDOW :]
+
+    def rewind(self, max_line_bytes: int) -> None:
+        """Start again from the first byte (the file was truncated)."""
+        self.framer = LineFramer(max_line_bytes)
+        os.lseek(self.fd, 0, os.SEEK_SET)
+        self.offset = self.printed = self.seen_size = 0
+        self.window = b""
+        self.cut_short = False
+        self.head = os.pread(self.fd, locate.WINDOW, 0)
+
+    def intact(self) -> bool:
+        """Whether the bytes that identify what was (or will be) read here are still in place."""
+        try:
+            if self.offset:
+                return not self.window or locate.window_before(self.fd, self.offset).endswith(self.window)
+            return not self.head or os.pread(self.fd, len(self.head), 0) == self.head
+        except OSError:
+            return True
+
+    def size(self) -> int:
+        return os.fstat(self.fd).st_size
+
+    def first_bytes(self) -> bytes:
+        return os.pread(self.fd, locate.WINDOW, 0)
+
+    def unprinted(self) -> int:
+        """Bytes on disk not printed yet."""
+        return max(0, self.size() - self.printed)
+
+    def snapshot(self) -> Snapshot:
+        """Where printing stopped in this file, as a checkpoint records it, and where the file is now."""
+        return Snapshot(
+            self.id,
+            self.printed,
+            locate.window_before(self.fd, self.printed),
+            os.fstat(self.fd).st_mtime_ns,
+            self.name(),
+        )
+
+    def name(self) -> str:
+        """The file's path now, wherever it was renamed to ("" when deleted or unknown)."""
+        try:
+            name = os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return ""
+        return "" if name.endswith(" (deleted)") or not name.startswith("/") else name
+
+    def close(self) -> None:
+        files.close_quietly(self.fd)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A position that a checkpoint can record: everything before ``offset`` of file ``id`` is printed."""
+
+    id: FileId
+    offset: int
+    window: bytes  # the bytes just before ``offset``
+    mtime_ns: int
+    name: str = ""  # where the file was when the snapshot was taken
+
+
+def _agrees(data: bytes, head: bytes) -> bool:
+    """Whether a file's first bytes ``data`` agree with the ``head`` it had when it was queued."""
+    return data[: len(head)] == head[: len(data)]

@@ -1,0 +1,270 @@
+"""Table tests of the pure decisions: where to resume, where to start, what a look at the path means,
+when a glob member is finished, what a sweep looks at and which followers an inotify batch wakes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from logtail import discovery, locate
+from logtail.changes import needs_look, wakes_for
+from logtail.checkpoint import Position
+from logtail.config import FIRST_LINE, StartAt, StreamSpec
+from logtail.identity import FileId
+from logtail.locate import Found, Step
+from logtail.rotation import Change, glob_member_ending, interpret
+from logtail.watch import IN_CREATE, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW, Event
+
+# -- where to resume ------------------------------------------------------------------------------
+
+A, B, C, D = (FileId(1, n) for n in (10, 11, 12, 13))
+
+
+def found(name: str, file_id: FileId, mtime: int) -> Found:
+    return Found(f"/logs/{name}", file_id, mtime, 1000)
+
+
+def saved_at(file_id: FileId, offset: int, mtime: int) -> Position:
+    return Position(file_id.dev, file_id.ino, offset, "", 0, mtime)
+
+
+@pytest.mark.parametrize(
+    ("current", "siblings", "saved", "located", "steps", "all_found"),
+    [
+        pytest.param(
+            found("app.log", A, 5),
+            [],
+            [saved_at(A, 300, 5)],
+            ["app.log"],
+            [("app.log", 300)],
+            True,
+            id="not rotated",
+        ),
+        pytest.param(
+            found("app.log", C, 9),
+            [found("app.log.1", B, 7), found("app.log.2", A, 5)],
+            [saved_at(A, 300, 5)],
+            ["app.log.2"],
+            [("app.log.2", 300), ("app.log.1", 0), ("app.log", 0)],
+            True,
+            id="renamed twice while down: the rest, the one between, the new file",
+        ),
+        pytest.param(
+            found("app.log", A, 9),
+            [found("app.log.1", B, 7)],
+            [saved_at(A, 300, 5)],
+            ["app.log.1"],
+            [("app.log.1", 300), ("app.log", 0)],
+            True,
+            id="copytruncate while down: the rest from the copy, then the file from its start",
+        ),
+        pytest.param(
+            found("app.log", C, 9),
+            [found("app.log.1", B, 1)],
+            [saved_at(A, 300, 5)],
+            [None],
+            [("app.log", 0)],
+            False,
+            id="checkpointed file gone: only generations newer than the checkpoint",
+        ),
+        pytest.param(
+            found("app.log", B, 9),
+            [],
+            [saved_at(A, 300, 5), saved_at(B, 0, 6)],
+            ["app-3.log", "app.log"],
+            [("app-3.log", 300), ("app.log", 0)],
+            True,
+            id="a rotated-away generation still being read when saved, found under any name",
+        ),
+        pytest.param(
+            found("app.log", D, 9),
+            [found("app.log.1", C, 8)],
+            [saved_at(A, 300, 5), saved_at(B, 0, 6)],
+            [None, "app.log.2"],
+            [("app.log.2", 0), ("app.log.1", 0), ("app.log", 0)],
+            False,
+            id="first gone, second found: then everything written since the newest saved one",
+        ),
+        pytest.param(
+            None,
+            [found("app.log.1", A, 5)],
+            [saved_at(A, 300, 5)],
+            ["app.log.1"],
+            [("app.log.1", 300)],
+            True,
+            id="renamed and not re-created yet",
+        ),
+    ],
+)
+def test_plan_resume(
+    current: Found | None,
+    siblings: list[Found],
+    saved: list[Position],
+    located: list[str | None],
+    steps: list[tuple[str, int]],
+    all_found: bool,
+) -> None:
+    """Resume every saved generation where it is now, then every generation written since, then the
+    file at the path."""
+    ids = {f.path.rsplit("/", 1)[1]: f.id for f in ([current] if current else []) + siblings}
+    where = [
+        None if name is None else Found(f"/logs/{name}", ids.get(name, pos.id), pos.mtime_ns, 1000)
+        for name, pos in zip(located, saved, strict=True)
+    ]
+    planned, found_all = locate.plan_resume(current, siblings, saved, where)
+    assert [(step.path.rsplit("/", 1)[1], step.offset) for step in planned] == steps
+    assert found_all is all_found
+    assert all(isinstance(step, Step) for step in planned)
+
+
+# -- where a file without a saved position starts -------------------------------------------------
+
+LAST_5 = StartAt(5, from_start=False)
+
+
+@pytest.mark.parametrize(
+    ("at_start", "resuming", "exists", "start"),
+    [
+        (True, False, True, LAST_5),  # -n applies to files present at start
+        (False, False, True, None),  # a file that appears later: from its first byte
+        (True, True, True, None),  # missing from a checkpoint in use: it appeared while logtail was down
+        (True, False, False, None),  # named but not there yet
+    ],
+)
+def test_first_start(at_start: bool, resuming: bool, exists: bool, start: StartAt | None) -> None:
+    assert locate.first_start(at_start=at_start, resuming=resuming, exists=exists, start_at=LAST_5) == start
+    assert locate.first_start(at_start=True, resuming=False, exists=True, start_at=FIRST_LINE) == FIRST_LINE
+
+
+# -- what a look at the path means ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "glob_member", "elsewhere", "meaning"),
+    [
+        (Change.APPEARED, True, True, Change.MISSING),  # app.log.1 matched by *.log*, read as app.log's past
+        (Change.REPLACED, True, True, Change.MISSING),
+        (Change.APPEARED, True, False, Change.APPEARED),
+        (Change.APPEARED, False, True, Change.APPEARED),  # a named path is always ours
+        (Change.TRUNCATED, True, True, Change.TRUNCATED),
+        (Change.UNCHANGED, True, True, Change.UNCHANGED),
+    ],
+)
+def test_interpret(change: Change, glob_member: bool, elsewhere: bool, meaning: Change) -> None:
+    assert interpret(change, glob_member, elsewhere) is meaning
+
+
+# -- when a glob member is finished ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("missing", "open_files", "idle_for", "ending"),
+    [
+        (False, 1, 100.0, None),  # still at its path
+        (True, 2, 100.0, None),  # older generations still open
+        (True, 0, 0.0, 0.0),  # gone before it could be opened
+        (True, 1, 5.0, 0.0),  # gone, and quiet for longer than rotate-wait
+        (True, 1, 0.25, 0.75),  # gone, written 0.25 s ago: look again when rotate-wait has passed
+    ],
+)
+def test_glob_member_ending(missing: bool, open_files: int, idle_for: float, ending: float | None) -> None:
+    assert glob_member_ending(missing, open_files, idle_for, rotate_wait=1.0) == ending
+
+
+# -- what a sweep looks at ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("covered", "full", "has_rotated", "via_symlink", "look"),
+    [
+        (True, False, False, False, False),  # inotify covers it: only in a full sweep
+        (True, True, False, False, True),
+        (False, False, False, False, True),  # --poll, or inotify unavailable for its directory
+        (True, False, True, False, True),  # an old generation may have left the directory
+        (True, False, False, True, True),  # writes to a symlink's target are seen elsewhere
+    ],
+)
+def test_needs_look(covered: bool, full: bool, has_rotated: bool, via_symlink: bool, look: bool) -> None:
+    assert needs_look(covered=covered, full=full, has_rotated=has_rotated, via_symlink=via_symlink) is look
+
+
+# -- which followers an inotify batch wakes -------------------------------------------------------
+
+
+@dataclass
+class FakeFollower:
+    path: str
+    has_rotated: bool = False
+    via_symlink: bool = False
+    woken: list[int] = field(default_factory=list)
+
+    def wake(self) -> None:
+        self.woken.append(1)
+
+    def signature(self) -> tuple[Any, ...]:
+        return ()
+
+
+def test_wakes_for() -> None:
+    """A write to a followed name wakes its follower once per batch; a write to another name wakes the
+    followers of that directory that still read a rotated-away file; a new name means discovery;
+    an overflow wakes everyone."""
+    app = FakeFollower("/logs/app.log")
+    rotated = FakeFollower("/logs/web.log", has_rotated=True)
+    other = FakeFollower("/other/app.log", has_rotated=True)
+    followers = {f.path: f for f in (app, rotated, other)}
+
+    woken, discover = wakes_for([Event("/logs", "app.log", IN_MODIFY, 0)] * 50, followers)
+    assert woken == [app]
+    assert not discover
+    woken, discover = wakes_for([Event("/logs", "web.log.1", IN_MODIFY, 0)], followers)
+    assert woken == [rotated]
+    assert not discover
+    woken, discover = wakes_for(
+        [Event("/logs", "app.log", IN_MOVED_FROM, 7), Event("/logs", "app.log.1", IN_MOVED_TO, 7)], followers
+    )
+    assert set(map(id, woken)) == {id(app), id(rotated)}
+    assert discover
+    woken, discover = wakes_for([Event("/logs", "new.log", IN_CREATE, 0)], followers)
+    assert discover
+    woken, discover = wakes_for([Event(None, None, IN_Q_OVERFLOW, 0)], followers)
+    assert len(woken) == 3
+    assert discover
+
+
+# -- discovery ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "base"),
+    [
+        ("/logs/*.log", "/logs"),
+        ("/logs/*/app.log", "/logs"),
+        ("/logs/a/b[0-9]/*.log", "/logs/a"),
+        ("/*.log", "/"),
+    ],
+)
+def test_glob_base(pattern: str, base: str) -> None:
+    assert discovery.glob_base(pattern) == base
+
+
+@pytest.mark.parametrize(
+    ("path", "is_dir", "skip"),
+    [
+        ("/logs/app.log", False, False),
+        ("/logs/app.log.2.gz", False, True),  # compressed rotations are never read as text
+        ("/logs/APP.LOG.XZ", False, True),
+        ("/logs/sub", True, True),
+        ("/state/ck.json", False, True),  # logtail's own checkpoint
+        ("/state/ck.json.1a2b.tmp", False, True),  # ... and its temporary files
+    ],
+)
+def test_ignored(path: str, is_dir: bool, skip: bool) -> None:
+    assert discovery.ignored(path, "/state/ck.json", is_dir) is skip
+
+
+def test_directories_to_watch() -> None:
+    streams = [StreamSpec("/logs/app.log", None), StreamSpec("/var/*/x.log", None)]
+    assert discovery.directories(streams, ["/data/y.log"]) == {"/logs", "/var", "/data"}

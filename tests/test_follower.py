@@ -1,0 +1,175 @@
+"""A follower driven in-process against scripted file changes in a temporary directory.
+
+No subprocess and no change detection: each step changes real files, wakes the follower
+the way an inotify event or a sweep would, and waits (with a deadline) for what must be
+printed. The end-to-end tier covers the same behaviours through a real process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from logtail import logs
+from logtail.config import Config, StreamSpec
+from logtail.follower import Follower, Shared
+from logtail.identity import Registry
+from logtail.output import Stdout
+from logtail.transfer import Printer
+
+# Blocking file calls in these coroutines are the scripted changes themselves (local files, microseconds).
+# ruff: noqa: ASYNC230, SIM115
+
+pytestmark = pytest.mark.timeout(20)
+
+
+@dataclass
+class Run:
+    follower: Follower
+    log: Path
+    out: Path
+
+    def printed(self) -> list[str]:
+        return self.out.read_text().splitlines()
+
+    async def expect(self, lines: list[str], within: float = 5.0) -> None:
+        """Wake the follower until exactly ``lines`` are printed; fail at the deadline."""
+        deadline = asyncio.get_running_loop().time() + within
+        while self.printed() != lines:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"printed {self.printed()!r}, expected {lines!r}")
+            self.follower.wake()
+            await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def following(tmp_path: Path, **options: object) -> AsyncIterator[Run]:
+    log = tmp_path / "app.log"
+    out = tmp_path / "stdout"
+    config = Config(streams=(StreamSpec(str(log), None),), rotate_wait=0.1, **options)  # type: ignore[arg-type]
+    with open(out, "wb") as sink:
+        shared = Shared(config, Printer(Stdout(sink.fileno()), None), Registry(), logs.Warnings())
+        follower = Follower(str(log), "app", shared, None, glob_member=False, root=str(tmp_path))
+        task = asyncio.create_task(follower.run())
+        try:
+            yield Run(follower, log, out)
+        finally:
+            follower.drain()
+            await asyncio.wait_for(task, 5)
+
+
+def write(path: Path, text: str, mode: str = "a") -> None:
+    with open(path, mode) as handle:
+        handle.write(text)
+
+
+def lines(first: int, last: int) -> list[str]:
+    return [f"line {n}" for n in range(first, last + 1)]
+
+
+def text(first: int, last: int) -> str:
+    return "".join(f"{line}\n" for line in lines(first, last))
+
+
+def run_async(scenario: Callable[[Path], object]) -> Callable[[Path], None]:
+    def test(tmp_path: Path) -> None:
+        asyncio.run(scenario(tmp_path))  # type: ignore[arg-type]
+
+    test.__doc__ = scenario.__doc__
+    return test
+
+
+@run_async
+async def test_appends_are_printed_and_a_partial_line_waits_for_its_newline(tmp_path: Path) -> None:
+    """Whole lines go out; an unterminated rest waits for its newline and then goes out whole."""
+    write(tmp_path / "app.log", text(1, 3))
+    async with following(tmp_path) as run:
+        await run.expect(lines(1, 3))
+        write(run.log, "line 4")
+        run.follower.wake()
+        await asyncio.sleep(0.1)
+        assert run.printed() == lines(1, 3)
+        write(run.log, "\n")
+        await run.expect(lines(1, 4))
+
+
+@run_async
+async def test_rename_rotation_reads_late_writes_to_the_old_file_first(tmp_path: Path) -> None:
+    """After a rename, lines still written to the old file come before the new file's lines."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path) as run:
+        await run.expect(lines(1, 2))
+        old = open(log, "a")  # the application's descriptor survives the rename
+        os.rename(log, tmp_path / "app.log.1")
+        write(log, "", "w")
+        run.follower.wake()
+        await asyncio.sleep(0.05)
+        old.write(text(3, 4))
+        old.close()
+        write(log, text(5, 6))
+        await run.expect(lines(1, 6))
+        assert run.follower.stats.rotations == 1
+
+
+@run_async
+async def test_delete_and_recreate(tmp_path: Path) -> None:
+    """A deleted file is read to its end before the new file at the path."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path) as run:
+        await run.expect(lines(1, 2))
+        old = open(log, "a")
+        os.unlink(log)
+        old.write(text(3, 3))
+        old.close()
+        write(log, text(4, 5))
+        await run.expect(lines(1, 5))
+
+
+@run_async
+async def test_truncation_in_place_starts_again_from_the_first_byte(tmp_path: Path) -> None:
+    """A file cut to zero and written again is read from its first byte."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 3))
+    async with following(tmp_path) as run:
+        await run.expect(lines(1, 3))
+        os.truncate(log, 0)
+        run.follower.wake()
+        await asyncio.sleep(0.05)
+        write(log, text(4, 5))
+        await run.expect(lines(1, 5))
+        assert run.follower.stats.truncations == 1
+
+
+@run_async
+async def test_copytruncate_reads_the_unread_rest_from_the_copy(tmp_path: Path) -> None:
+    """Lines written after the last read and before copytruncate are read from the copy."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path) as run:
+        await run.expect(lines(1, 2))
+        write(log, text(3, 4))  # not read yet: the follower is not woken
+        shutil.copyfile(log, tmp_path / "app.log.1")
+        os.truncate(log, 0)
+        write(log, text(5, 5))
+        await run.expect(lines(1, 5))
+
+
+@run_async
+async def test_drain_prints_everything_and_the_snapshot_is_the_end(tmp_path: Path) -> None:
+    """A drain reads to the current end; the position a checkpoint would record is the file's size."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 1000))
+    async with following(tmp_path) as run:
+        run.follower.drain()
+        await run.expect(lines(1, 1000))
+        (snapshot,) = run.follower.snapshot()
+        assert snapshot.offset == log.stat().st_size

@@ -6,6 +6,7 @@ for python:3.12-slim and busybox), runc and lower rlimits (in a containers.conf 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -29,6 +30,10 @@ POD = "counter"
 SIDECARS = ["count-log-1", "count-log-2", "count-log-all"]
 BURST = 10_000  # lines per file written as fast as sh can, right before the Pod is stopped
 TICKS = 3  # lines per file logtail must print while the Pod runs, before the burst is triggered
+MAX_IMAGE_BYTES = 30_000_000
+PYTHON = "/opt/logtail/bin/python"  # the image's interpreter, for checks that need one
+# Not in the image: installers, test suites, GUI and interactive tools (see the Dockerfile).
+ABSENT = ["pip", "setuptools", "ensurepip", "venv", "tkinter", "idlelib", "test", "unittest", "pydoc"]
 VERSION = re.findall(r'__version__ = "(.+)"', (ROOT / "logtail" / "__init__.py").read_text())[0]
 
 # The test's stand-in for the docs' `count` container: the same lines, once a second, until the test
@@ -178,23 +183,180 @@ def inspect(container: str, template: str, env: dict[str, str]) -> str:
     return run(["podman", "inspect", "--format", template, container], env).strip()
 
 
-@pytest.mark.timeout(1200)  # includes building the base image (~1 min) and the image (~1 min)
-def test_image_runs_as_a_non_root_user_on_a_read_only_root(
-    env: dict[str, str], image: str, tmp_path: Path
-) -> None:
-    """The image's user is 65532, it ships no pip, and logtail works with a read-only root filesystem."""
+# Every program in a bin or sbin directory of the image, and modules found by import (or None).
+LIST_IMAGE = f"""
+import importlib.util, json, os
+programs = sorted(
+    f for d, _, fs in os.walk("/") if os.path.basename(d) in ("bin", "sbin") and not d.startswith("/proc")
+    for f in fs
+)
+print(json.dumps([programs, [m for m in {ABSENT!r} if importlib.util.find_spec(m)]]))
+"""
+
+# Imports every module of logtail and of the packages installed with it, as a late import would; a
+# failure is reported unless the missing module is another optional package (rich, twisted, ...).
+IMPORT_ALL = """
+import importlib, importlib.metadata, pkgutil, sys
+missing = []
+for dist in importlib.metadata.distributions():
+    for top in (dist.read_text("top_level.txt") or "").split() or [dist.name.replace("-", "_")]:
+        try:
+            package = importlib.import_module(top)
+        except ModuleNotFoundError:
+            continue
+        paths = getattr(package, "__path__", [])
+        for info in pkgutil.walk_packages(paths, top + "."):
+            try:
+                importlib.import_module(info.name)
+            except ImportError as exc:
+                if (exc.name or "").split(".")[0] in sys.stdlib_module_names:
+                    missing.append(f"{info.name}: {exc}")
+            except Exception:
+                pass  # a module for another platform (click._winconsole asserts it runs on Windows)
+print("\\n".join(missing) or "all imported")
+"""
+
+
+@pytest.mark.timeout(1200)  # includes building the base image (~1.5 min) and the image (~1 min)
+def test_image_holds_logtail_and_nothing_else(env: dict[str, str], image: str) -> None:
+    """At most 30 MB; no shell, package manager or pip; user 65532, exec-form entrypoint, OCI labels."""
+    size = int(inspect(image, "{{.Size}}", env))
+    assert size <= MAX_IMAGE_BYTES, f"the image is {size / 1e6:.1f} MB"
     assert inspect(image, "{{.Config.User}}", env) == "65532:65532"
     assert inspect(image, "{{json .Config.Entrypoint}}", env) == '["logtail"]'
-    ro = ["podman", "run", "--rm", "--read-only", "--network=none"]
-    assert run([*ro, "--entrypoint=id", image, "-u"], env).strip() == "65532"
-    assert VERSION in run([*ro, image, "--version"], env)
     assert inspect(image, '{{index .Config.Labels "org.opencontainers.image.version"}}', env) == VERSION
-    find_pip = "import importlib.util as u; print(u.find_spec('pip'), u.find_spec('setuptools'))"
-    assert run([*ro, "--entrypoint=python3", image, "-c", find_pip], env).strip() == "None None"
-    (tmp_path / "app.log").write_bytes(b"first\nsecond\n")
-    tmp_path.chmod(0o755)
-    mount = f"--volume={tmp_path}:/logs:ro"
-    assert run([*ro, mount, image, "--no-follow", "/logs/app.log"], env) == "first\nsecond\n"
+    assert "PYTHONDONTWRITEBYTECODE=1" in inspect(image, "{{json .Config.Env}}", env)
+    python = ["podman", "run", "--rm", "--read-only", "--network=none", f"--entrypoint={PYTHON}", image]
+    programs, found = json.loads(run([*python, "-c", LIST_IMAGE], env))
+    assert {re.sub(r"^python3\.\d+$", "python3", p) for p in programs} <= {"python", "python3", "logtail"}
+    assert found == [], "should not be in the image"
+    assert run([*python, "-c", "import os; print(os.getuid(), os.getgid())"], env).strip() == "65532 65532"
+    assert run([*python, "-c", IMPORT_ALL], env).strip() == "all imported"
+
+
+# Runs logtail with its stdout closed by the reader (a shell would use a pipe; the image has none).
+STDOUT_CLOSED = """
+import os, runpy, sys
+read, write = os.pipe()
+os.close(read)
+os.dup2(write, 1)
+sys.argv[0] = "logtail"
+runpy.run_module("logtail", run_name="__main__")
+"""
+
+# A bug's traceback, rendered the way logtail logs one (``follower failed``), in each log format.
+TRACEBACK = """
+import sys
+from logtail import logs
+logs.configure("info", sys.argv[1])
+try:
+    1 / 0
+except ZeroDivisionError:
+    logs.get().exception("follower failed")
+"""
+
+
+@pytest.fixture
+def logs_dir(tmp_path: Path) -> Path:
+    """A log directory with two lines in app.log and a symlink to a file outside it, for ``/logs``."""
+    directory = tmp_path / "logs"
+    directory.mkdir(mode=0o755)
+    (directory / "app.log").write_bytes(b"first\nsecond\n")
+    (directory / "evil.log").symlink_to("/opt/logtail/pyvenv.cfg")  # a file that exists in the image
+    return directory
+
+
+def run_image(
+    env: dict[str, str], image: str, args: list[str], *options: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the image once, read-only and without network, and return what it did."""
+    argv = ["podman", "run", "--rm", "--read-only", "--network=none", "--timeout=50", *options, image, *args]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.timeout(1200)
+def test_image_runs_every_path_that_imports_late(env: dict[str, str], image: str, logs_dir: Path) -> None:
+    """Help, version, each output and log format, a usage error, a runtime error, a bug's traceback, a
+    symlink refusal, --exec, --until and --timeout all work in the image: no module they import is missing."""
+    logs = f"--volume={logs_dir}:/logs:ro"
+
+    def ok(args: list[str], *options: str, status: int = 0) -> subprocess.CompletedProcess[str]:
+        done = run_image(env, image, args, logs, *options)
+        assert done.returncode == status, f"{args}: exit {done.returncode}\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr or args[:2] == ["-c", TRACEBACK], done.stderr
+        return done
+
+    assert "Usage: logtail [OPTIONS]" in ok(["--help"]).stdout
+    assert ok(["--version"]).stdout == f"logtail, version {VERSION}\n"
+    raw = ok(["--no-follow", "--prefix", "[{name}] ", "--log-format", "json", "/logs/app.log"])
+    assert raw.stdout == "[app.log] first\n[app.log] second\n"
+    assert json.loads(raw.stderr.splitlines()[-1])["event"] == "summary"
+    as_json = ok(["--no-follow", "--format", "json", "--log-format", "console", "/logs/app.log"])
+    assert [json.loads(line)["message"] for line in as_json.stdout.splitlines()] == ["first", "second"]
+    assert "summary" in as_json.stderr
+    on_a_terminal = ok(["--no-follow", "--log-format", "console", "/logs/app.log"], "--tty")  # in colour
+    assert "first" in on_a_terminal.stdout
+    assert "summary" in on_a_terminal.stdout  # a terminal is stdout and stderr at once
+
+    usage = ok(["--lines", "many", "/logs/app.log"], status=2)
+    assert usage.stderr.startswith("logtail: error: ")
+    assert usage.stderr.count("\n") == 1, usage.stderr
+    closed = ok(["-c", STDOUT_CLOSED, "--no-follow", "/logs/app.log"], f"--entrypoint={PYTHON}", status=1)
+    assert "stdout was closed" in closed.stderr, closed.stderr
+    for log_format in ("json", "console"):
+        bug = ok(["-c", TRACEBACK, log_format], f"--entrypoint={PYTHON}")
+        assert "ZeroDivisionError" in bug.stderr, bug.stderr
+        assert "Traceback" in bug.stderr, bug.stderr
+
+    refused = ok(["--no-follow", "--log-format", "json", "/logs/evil.log"])
+    assert refused.stdout == ""
+    assert "outside /logs" in refused.stderr, refused.stderr
+
+    ran = ok(["--exec", "--log-format", "json", "/logs/app.log", "--", PYTHON, "-c", "exit(7)"], status=7)
+    assert ran.stdout == "first\nsecond\n"
+    ok(["--exec", "--log-format", "json", "/logs/app.log", "--", "/no/such/program"], status=127)
+    assert ok(["--until", "^sec", "--log-format", "json", "/logs/app.log"]).stdout == "first\nsecond\n"
+    ok(["--timeout", "0.5", "--log-format", "json", "/logs/app.log"], status=124)
+
+
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("watch", ["inotify", "poll"])
+def test_image_follows_rotation_and_drains_on_sigterm(
+    env: dict[str, str], image: str, logs_dir: Path, tmp_path: Path, watch: str
+) -> None:
+    """Following a glob with inotify or --poll and a checkpoint, the image prints lines written while it
+    runs across a rename rotation, and on SIGTERM prints the rest, writes its checkpoint and exits 0."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o777)
+    state.chmod(0o777)  # the umask took some bits; the image's user must be able to write here
+    (logs_dir / "evil.log").unlink()
+    name = f"logtail-test-follow-{watch}"
+    options = ["--poll", "--poll-interval", "0.2"] if watch == "poll" else []
+    log_format = "console" if watch == "poll" else "json"
+    args = [*options, "--log-format", log_format, "--checkpoint", "/state/cp.json", "/logs/*.log"]
+    mounts = [f"--volume={logs_dir}:/logs:ro", f"--volume={state}:/state"]
+    subprocess.run(["podman", "rm", "--force", name], env=env, capture_output=True)
+    run(
+        ["podman", "run", "--detach", "--read-only", "--network=none", "--name", name, *mounts, image, *args],
+        env,
+    )
+    try:
+        wait_for(lambda: logs(name, env) == ["first", "second"], timeout=30, what="the lines already there")
+        pid_1 = run(["podman", "exec", name, PYTHON, "-c", "print(open('/proc/1/cmdline').read())"], env)
+        assert pid_1.split("\0")[:2] == [PYTHON, "/opt/logtail/bin/logtail"], "logtail is not PID 1"
+        with (logs_dir / "app.log").open("ab") as app:
+            app.write(b"third\n")
+        (logs_dir / "app.log").rename(logs_dir / "app.log.1")
+        (logs_dir / "app.log").write_bytes(b"fourth\n")
+        wait_for(lambda: len(logs(name, env)) >= 4, timeout=30, what="the lines written while it runs")
+        with (logs_dir / "app.log").open("ab") as app:  # right before the stop: mostly printed by the drain
+            app.write(b"".join(b"%d\n" % i for i in range(50_000)))
+        run(["podman", "stop", "--time", "30", name], env, timeout=60)
+        assert logs(name, env) == ["first", "second", "third", "fourth", *map(str, range(50_000))]
+        assert inspect(name, "{{.State.ExitCode}}", env) == "0"
+        assert (state / "cp.json").is_file()
+    finally:
+        subprocess.run(["podman", "rm", "--force", name], env=env, capture_output=True)
 
 
 @pytest.mark.timeout(1200)

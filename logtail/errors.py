@@ -10,4 +10,5 @@ class ConfigError(LogtailError):
 
 
 class StdoutClosed(LogtailError):
-    """Raised by the output when whoever reads logtail's stdout has gone away (EPIPE)."""
+    """Raised by the output when stdout cannot take more: its reader went away (EPIPE), or a write
+    failed otherwise (ENOSPC on a full disk, EIO)."""

@@ -154,10 +154,14 @@ class Stdout:
         try:
             _write_all(self._fd, data)
         except OSError as exc:
+            # Any write error ends the run: a block that cannot be written cannot be retried
+            # without repeating or losing lines, and a read error would be the wrong report.
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
             if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):
-                self._closed = StdoutClosed(f"stdout was closed ({os.strerror(exc.errno)})")
-                return self._closed
-            return exc
+                self._closed = StdoutClosed(f"stdout was closed ({reason})")
+            else:
+                self._closed = StdoutClosed(f"cannot write to stdout ({reason})")
+            return self._closed
         if tally is not None:
             tally.lines += data.count(b"\n")
             tally.bytes += size

@@ -164,9 +164,10 @@ def run(
     """Run logtail to completion (for --no-follow and error cases)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LOGTAIL_LOG_FORMAT": "json"}
     env.update(kwargs.pop("env", None) or {})  # type: ignore[arg-type]
+    kwargs.setdefault("stdout", subprocess.PIPE)  # or where the test wants it (a full device, ...)
     return subprocess.run(
         [*LOGTAIL, *map(str, args)],
-        capture_output=True,
+        stderr=subprocess.PIPE,
         timeout=timeout,
         env=env,
         stdin=subprocess.DEVNULL,

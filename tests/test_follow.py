@@ -865,3 +865,17 @@ def test_data_is_read_in_large_chunks(tmp_path: Path, logtail: Any) -> None:
     proc.wait_for_lines(100_001, timeout=60)
     reads = process.io_counters().read_count - reads_before
     assert reads < 2_000, f"{reads} read calls for 100,000 lines"
+
+
+def test_write_error_on_stdout_ends_the_run_with_one_line(tmp_path: Path) -> None:
+    """stdout on a full device (ENOSPC): exit 1 with one warning naming stdout and the reason, not a
+    read error and not a hang."""
+    path = tmp_path / "a.log"
+    path.write_text("one\ntwo\n")
+    with open("/dev/full", "wb") as full:
+        result = run(["--no-follow", path], stdout=full, timeout=20)
+    stderr = result.stderr.decode()
+    assert result.returncode == 1, stderr
+    assert_no_traceback(stderr)
+    assert "cannot write to stdout (No space left on device)" in stderr
+    assert "cannot read file" not in stderr

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from logtail import files, locate, logs
+from logtail import files, locate, logs, renames
 from logtail.config import FIRST_LINE, Config, StartAt
 from logtail.errors import StdoutClosed
 from logtail.generation import Generation, Snapshot
@@ -26,15 +25,13 @@ from logtail.identity import FileId, Registry
 from logtail.locate import Resume, Start
 from logtail.multiline import Grouper
 from logtail.output import Tally, record_renderer, renderer
+from logtail.renames import Renames
 from logtail.rotation import Change, classify, glob_member_ending, interpret, retire_delay
 from logtail.transfer import Printer, Stream
 
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
 BURST = 8 * 1024 * 1024
-# How many rename targets of the path to remember (a logger rotating every few milliseconds
-# can rename many files between two looks).
-MOVED_MEMORY = 4096
 
 
 @dataclass(slots=True)
@@ -72,12 +69,9 @@ class Follower:
         self.missing = False
         self.via_symlink = False  # the path is a symlink: inotify on its directory misses the writes
         self._gens: deque[Generation] = deque()
-        # Names files at the path were renamed to (from inotify), with the order of each rename:
-        # where missed generations are, for rotated names that no --rotated pattern describes.
-        self._moved_to: OrderedDict[str, int] = OrderedDict()
-        self._renames = itertools.count()
-        self._moved_unseen: list[str] = []  # rename targets not looked at yet
-        self._former: OrderedDict[FileId, None] = OrderedDict()  # files renamed away from the path
+        # Where files at the path were renamed to (inotify), in order: where missed generations
+        # are, for rotated names that no --rotated pattern describes.
+        self._renames = Renames()
         self._shared = shared
         self._config = shared.config
         self._printer = shared.printer
@@ -176,8 +170,8 @@ class Follower:
         if isinstance(self._start, Resume):
             await self._open_resume_steps(self._start)
         await self._refresh()
-        if self._moved_unseen:
-            await self._adopt_moved()
+        if unseen := self._renames.take_unseen():
+            await self._adopt_moved(unseen)
         # A drain reads everything up to the end seen now, however much that is.
         budget = sys.maxsize if final else BURST
         while self._gens:
@@ -364,7 +358,7 @@ class Follower:
     async def _open_by_identity(self, file_id: FileId) -> Generation | None:
         """Open the file ``file_id`` that was at the path, wherever it went (names it was moved to,
         rotated names, or a listing of the directory by inode)."""
-        places = [*self._moved_to, *locate.rotated_siblings(self.path, self._config.rotated_patterns)]
+        places = [*self._renames.names, *locate.rotated_siblings(self.path, self._config.rotated_patterns)]
         for found in locate.by_identity(self.path, places, file_id):
             if (opened := await self._open(found.path)) is None:
                 continue
@@ -377,24 +371,12 @@ class Follower:
     def moved(self, to: str) -> None:
         """The file at the path was renamed to ``to`` (an inotify rename pair): a place its
         generations may be found, whatever the --rotated patterns say."""
-        if to not in self._moved_to:
-            self._moved_unseen.append(to)
-        self._moved_to[to] = next(self._renames)
-        self._moved_to.move_to_end(to)
-        while len(self._moved_to) > MOVED_MEMORY:
-            self._moved_to.popitem(last=False)
-        with contextlib.suppress(OSError):
-            # A file renamed away from the path is a former generation, never a copy of one.
-            self._former[FileId.of(os.stat(to))] = None
-            while len(self._former) > MOVED_MEMORY:
-                self._former.popitem(last=False)
+        self._renames.moved(to)
 
-    async def _adopt_moved(self) -> None:
+    async def _adopt_moved(self, names: list[str]) -> None:
         """Files renamed away from the path that were never opened: generations that came and went
         between two looks (a logger that rotates every few milliseconds). The rename events can
-        arrive after the look that found a newer file at the path, so they are taken in here,
-        before the file now at the path, oldest first."""
-        names, self._moved_unseen = self._moved_unseen, []
+        arrive after the look that found a newer file at the path, so they are taken in here."""
         known = {g.id for g in self._gens}
         newcomers = []
         for found in locate.newer(filter(None, map(locate.stat_regular, names)), 0, known):
@@ -406,17 +388,11 @@ class Follower:
                 continue
             newcomers.append(self._generation(fd, found.id, 0))
             self._log.info("reading a rotated file that was missed", path=self.path, file=found.path)
-        if not newcomers:
-            return
         self._place(newcomers)
 
     def _place(self, newcomers: list[Generation]) -> None:
-        """Queue generations that came and went between two looks, each in its place.
-
-        Renames arrive in the order they happened: a file's place in that order is its place
-        among the generations (the file still at the path comes after all of them). Files
-        found otherwise (by --rotated names, oldest first) go after those.
-        """
+        """Queue generations that came and went between two looks, each in its place: the order of
+        the renames that took them away (files found by --rotated names go after those)."""
         try:
             at_path: FileId | None = FileId.of(os.stat(self.path))
         except OSError:
@@ -424,21 +400,14 @@ class Follower:
 
         def rank(gen: Generation) -> float:
             if gen.id == at_path:
-                return float("inf")
+                return renames.AT_PATH
             if gen.rank is None:
-                gen.rank = self._moved_to.get(gen.name())  # kept: the name may be forgotten later
-            # A file whose rename has not been reported yet was renamed after all that were.
-            return float("1e18") if gen.rank is None else gen.rank
+                gen.rank = self._renames.rank(gen.name())  # kept: the name may be forgotten later
+            return renames.UNREPORTED if gen.rank is None else gen.rank
 
         for gen in newcomers:
-            mine = rank(gen)
-            at = len(self._gens)
-            for k, queued in enumerate(self._gens):
-                if k == 0 and queued.started:
-                    continue  # being printed: nothing goes before it
-                if rank(queued) > mine:
-                    at = k
-                    break
+            started = bool(self._gens) and self._gens[0].started
+            at = renames.insertion_point([rank(g) for g in self._gens], started, rank(gen))
             self._queue(gen, at)
             self.stats.rotations += 1
 
@@ -447,7 +416,7 @@ class Follower:
         known = {g.id for g in self._gens}
         opened: list[Generation] = []
         patterns = self._config.rotated_patterns
-        for found in locate.newer_generations(self.path, patterns, since_ns, known, self._moved_to):
+        for found in locate.newer_generations(self.path, patterns, since_ns, known, self._renames.names):
             if (result := await self._open(found.path)) is None:
                 continue
             fd, st = result
@@ -536,7 +505,7 @@ class Follower:
         except OSError:
             return []
         for copy in await self._newer_generations(since_ns):
-            if copy.id in self._former or (
+            if self._renames.is_former(copy.id) or (
                 copy.head and head_now.startswith(copy.head) and copy.size() <= size_now
             ):
                 copy.close()

@@ -14,6 +14,7 @@ from logtail.checkpoint import Position
 from logtail.config import FIRST_LINE, StartAt, StreamSpec
 from logtail.identity import FileId
 from logtail.locate import Found, Step
+from logtail.renames import AT_PATH, UNREPORTED, insertion_point
 from logtail.rotation import Change, glob_member_ending, interpret
 from logtail.watch import IN_CREATE, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW, Event
 
@@ -268,3 +269,22 @@ def test_ignored(path: str, is_dir: bool, skip: bool) -> None:
 def test_directories_to_watch() -> None:
     streams = [StreamSpec("/logs/app.log", None), StreamSpec("/var/*/x.log", None)]
     assert discovery.directories(streams, ["/data/y.log"]) == {"/logs", "/var", "/data"}
+
+
+# -- where a generation found between two looks goes ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ranks", "first_started", "mine", "at"),
+    [
+        ([], False, 5, 0),
+        ([1, 2, 9], True, 5, 2),  # between the renames reported before and after it
+        ([7, 9], True, 5, 1),  # never before the generation being printed
+        ([7, 9], False, 5, 0),  # ... but before one not started yet
+        ([1, UNREPORTED], True, 5, 1),  # before a file whose rename was not reported yet
+        ([1, AT_PATH], True, UNREPORTED, 1),  # everything renamed away comes before the file at the path
+        ([1, UNREPORTED], True, UNREPORTED, 2),  # found by --rotated names: after those already queued
+    ],
+)
+def test_insertion_point(ranks: list[float], first_started: bool, mine: float, at: int) -> None:
+    assert insertion_point(ranks, first_started, mine) == at

@@ -72,13 +72,17 @@ class Generation:
             self.cut_short = True
             return b""
         self.seen_size = max(self.seen_size, size_now)
-        if size_now - self.offset <= INLINE_READ:
+        unread = size_now - self.offset
+        if unread <= INLINE_READ:
             # A few lines just written are in the page cache: reading them here takes
             # microseconds, a hop to a worker thread would add latency to every line. The
             # read starts a few bytes early, so the same call tells whether the bytes before
-            # the offset are still the ones read before.
+            # the offset are still the ones read before. It asks for no more than is there:
+            # a buffer of the full chunk size would be allocated (and mapped) for every line.
+            if not unread:
+                return b""
             known = self.window[-OVERLAP:] if self.offset else b""
-            data = os.pread(self.fd, size + len(known), self.offset - len(known))
+            data = os.pread(self.fd, min(size, unread) + len(known), self.offset - len(known))
             if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
                 self.cut_short = True
                 return b""

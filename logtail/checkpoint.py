@@ -181,10 +181,15 @@ def save(path: str, positions: dict[str, Entry]) -> None:
     _fsync_directory(directory)
 
 
+def temporary_suffix() -> str:
+    """An unpredictable part of a temporary name (os.urandom: ``secrets`` would import hmac and OpenSSL)."""
+    return os.urandom(6).hex()
+
+
 def _create_temporary(path: str) -> tuple[str, int]:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        tmp = f"{path}.{os.urandom(6).hex()}.tmp"  # os.urandom, not secrets: secrets imports hmac and OpenSSL
+        tmp = f"{path}.{temporary_suffix()}.tmp"
         try:
             return tmp, os.open(tmp, flags, 0o600)
         except FileExistsError:

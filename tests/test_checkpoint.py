@@ -139,7 +139,7 @@ def test_planted_temporary_names_are_never_reused(tmp_path: Path, monkeypatch: p
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     names = iter(["aaaaaaaaaaaa", "bbbbbbbbbbbb"])
-    monkeypatch.setattr(checkpoint.secrets, "token_hex", lambda n: next(names))
+    monkeypatch.setattr(checkpoint, "temporary_suffix", lambda: next(names))
     (tmp_path / "ck.json.aaaaaaaaaaaa.tmp").symlink_to(victim)
     checkpoint.save(str(tmp_path / "ck.json"), {"/a": (POS,)})
     assert victim.read_text() == "precious\n"

@@ -419,16 +419,17 @@ def test_checkpoint_is_mode_0600_whatever_the_umask_or_the_file_there_before(
 # Runs logtail with the checkpoint's random temporary names made predictable: every other name is
 # "planted", so each save first meets the attacker's link, then gets a fresh name.
 PREDICTABLE_TEMPORARY_NAMES = """
-import itertools, os, secrets, sys
+import itertools, os, sys
+from logtail import checkpoint
 from logtail.cli import main
 calls = itertools.count()
-def token_hex(nbytes=None):
+def token_hex():
     n = next(calls)
     name = "planted" if n % 2 == 0 else f"fresh{n}"
     with open(os.environ["NAMES_TRIED"], "a") as log:
         log.write(name + "\\n")
     return name
-secrets.token_hex = token_hex
+checkpoint.temporary_suffix = token_hex
 main(sys.argv[1:])
 """
 

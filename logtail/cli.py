@@ -54,6 +54,14 @@ class _SizeType(click.ParamType[int]):
         return size
 
 
+class _ModeType(click.ParamType[str]):
+    """--multiline's values as given: a regex may hold spaces, so LOGTAIL_MULTILINE holds one mode
+    per line, not one per word."""
+
+    name = "[NAME=]MODE"
+    envvar_list_splitter = "\n"
+
+
 class _Command(click.Command):
     """A click command that keeps everything after ``--exec --`` as the command to run."""
 
@@ -178,7 +186,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--multiline",
-    "multiline_modes",
+    type=_ModeType(),
     multiple=True,
     metavar="[NAME=]MODE",
     help="Group lines into records (a stack trace is one record): start:REGEX (a record starts at a "
@@ -252,6 +260,7 @@ def command(ctx: click.Context, /, paths: tuple[str, ...], **options: Any) -> in
         poll_only=options.pop("poll"),
         pids=options.pop("pid"),
         symlinks_anywhere=options.pop("follow_symlinks_anywhere"),
+        multiline_modes=options.pop("multiline"),
         **options,
     )
     from logtail.app import App

@@ -178,3 +178,22 @@ def test_multiline_per_stream(log_file: Path) -> None:
     assert str(config.multiline_for("api")) == "java"
     assert str(config.multiline_for("web")) == "python"
     assert str(config.multiline_for("db")) == "start:^\\d"
+
+
+def test_multiline_from_the_environment_keeps_spaces(log_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOGTAIL_MULTILINE holds one mode per line: a regex with spaces stays one mode."""
+    monkeypatch.setenv("LOGTAIL_MULTILINE", "start:^ERROR \napi=java")
+    monkeypatch.setenv("LOGTAIL_FILES", str(log_file))
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(paths: tuple[str, ...], command_args: tuple[str, ...], **options: object) -> object:
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr(cli, "build_config", capture)
+    with pytest.raises(Stop):
+        cli.command.main(args=[], standalone_mode=False)
+    assert seen["multiline_modes"] == ("start:^ERROR ", "api=java")

@@ -57,7 +57,7 @@ class App:
         self._changes = Changes(
             self.followers,
             self._discover,
-            lambda: discovery.directories(config.streams, self.followers),
+            lambda: discovery.directories(config.streams, {f.directory for f in self.followers.values()}),
             discovery.glob_bases(config.streams),
             config.poll_interval,
         )

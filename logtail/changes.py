@@ -34,6 +34,8 @@ class Followed(Protocol):
     @property
     def path(self) -> str: ...
     @property
+    def directory(self) -> str: ...
+    @property
     def has_rotated(self) -> bool: ...
     @property
     def via_symlink(self) -> bool: ...
@@ -74,7 +76,7 @@ def wakes_for(events: Iterable[Event], followers: Mapping[str, Followed]) -> tup
             continue
         # Not a followed name: a rotated generation was written, or a new file appeared.
         for follower in followers.values():
-            if follower.has_rotated and os.path.dirname(follower.path) == event.directory:
+            if follower.has_rotated and follower.directory == event.directory:
                 woken[follower.path] = follower
         if event.name is None or event.mask & _APPEARED:
             discover = True
@@ -165,7 +167,7 @@ class Changes:
             if full or (watcher is not None and not all(map(watcher.watching, self._glob_bases))):
                 self._discover()  # with inotify, new matches in watched directories arrive as events
             for path, follower in list(self._followers.items()):
-                covered = watcher is not None and watcher.watching(os.path.dirname(path))
+                covered = watcher is not None and watcher.watching(follower.directory)
                 if not needs_look(
                     covered=covered,
                     full=full,
@@ -183,5 +185,5 @@ class Changes:
 
     def _wake_directory(self, directory: str) -> None:
         for follower in self._followers.values():
-            if os.path.dirname(follower.path) == directory:
+            if follower.directory == directory:
                 follower.wake()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from logtail import files, locate, logs
@@ -33,11 +33,12 @@ def glob_base(pattern: str) -> str:
     return os.sep.join(fixed) or os.sep
 
 
-def directories(streams: Collection[StreamSpec], followed: Collection[str]) -> set[str]:
-    """The directories whose changes matter: those of named paths, glob bases, and followed files."""
+def directories(streams: Collection[StreamSpec], followed: Iterable[str]) -> set[str]:
+    """The directories whose changes matter: those of named paths, glob bases, and ``followed``
+    (the directories of the files followed now)."""
     dirs = {os.path.dirname(spec.pattern) for spec in streams if not spec.is_glob}
     dirs |= glob_bases(streams)
-    dirs |= {os.path.dirname(path) for path in followed}
+    dirs.update(followed)
     return dirs
 
 

@@ -61,6 +61,7 @@ class Follower:
         self, path: str, name: str, shared: Shared, start: Start, *, glob_member: bool, root: str
     ) -> None:
         self.path = path
+        self.directory = os.path.dirname(path)  # where its inotify events come from
         self.root = root  # what the user named; symlinks must not lead out of it
         self.name = name
         self.stats = Stats()

@@ -197,6 +197,7 @@ def test_needs_look(covered: bool, full: bool, has_rotated: bool, via_symlink: b
 @dataclass
 class FakeFollower:
     path: str
+    directory: str = ""
     has_rotated: bool = False
     via_symlink: bool = False
     woken: list[int] = field(default_factory=list)
@@ -212,9 +213,9 @@ def test_wakes_for() -> None:
     """A write to a followed name wakes its follower once per batch; a write to another name wakes the
     followers of that directory that still read a rotated-away file; a new name means discovery;
     an overflow wakes everyone."""
-    app = FakeFollower("/logs/app.log")
-    rotated = FakeFollower("/logs/web.log", has_rotated=True)
-    other = FakeFollower("/other/app.log", has_rotated=True)
+    app = FakeFollower("/logs/app.log", "/logs")
+    rotated = FakeFollower("/logs/web.log", "/logs", has_rotated=True)
+    other = FakeFollower("/other/app.log", "/other", has_rotated=True)
     followers = {f.path: f for f in (app, rotated, other)}
 
     woken, discover = wakes_for([Event("/logs", "app.log", IN_MODIFY, 0)] * 50, followers)
@@ -268,7 +269,7 @@ def test_ignored(path: str, is_dir: bool, skip: bool) -> None:
 
 def test_directories_to_watch() -> None:
     streams = [StreamSpec("/logs/app.log", None), StreamSpec("/var/*/x.log", None)]
-    assert discovery.directories(streams, ["/data/y.log"]) == {"/logs", "/var", "/data"}
+    assert discovery.directories(streams, ["/data"]) == {"/logs", "/var", "/data"}
 
 
 # -- where a generation found between two looks goes ----------------------------------------------

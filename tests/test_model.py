@@ -30,6 +30,13 @@ with no file left is *destroyed*.
 
 - **Settle** points: the driver waits (with a deadline) until logtail has printed every required
   line written so far; a line written before a settle is *settled*: logtail has printed it.
+- **Start**: logtail counts as up once it has opened the files now at both paths and a checkpoint
+  exists (the driver waits for that): a reader killed before it ever looked cannot know more.
+- **Seen** symlink targets: the first target, the target at each start, and the target at a
+  settle when it holds a line. A target the link leaves before logtail was shown to open it (it
+  pointed there only while logtail was stopped, down, or between two settles) is *unreachable*:
+  nothing names it any more, so its lines are destroyed (for the reader) like a deleted file's.
+  A seen target stays reachable: after a retarget while logtail is down its rest is required.
 - **Held** files: at a settle, the file at each followed path that currently holds a line is
   open in logtail (it printed that line, and the newest generation of a path is never closed).
   A held file stays readable through logtail's descriptor after it is deleted or gzipped, also
@@ -48,7 +55,8 @@ From these:
   written while logtail was stopped or down and then deleted before SIGCONT / restart.
 - **abandoned** (must never appear, not even in part): a line whose first half was written and
   whose file was then truncated; the writer goes on with the next line. Printing the fragment
-  as a line is a failure.
+  as a line is a failure, and so is printing it whole (its first half glued to the tail of the
+  next line after the truncation).
 - **order and repeats**: per stream, the printed numbers are strictly increasing. The only
   allowed repeat: the first lines of a stream printed by a run that follows a SIGKILL may
   repeat, as one contiguous stretch, the lines of that stream printed last before the kill
@@ -572,8 +580,8 @@ def verdict(model: Model, runs: list[Run]) -> list[str]:
                     tail = printed[-k:]
                     if replay != tail:
                         problems.append(
-                            f"run {index} after SIGKILL: {stream} replay {ranges(replay)} is not the "
-                            f"contiguous tail of what was printed before ({ranges(tail)})"
+                            f"run {index} after SIGKILL: {stream} replay {replay[:30]} ({k} lines) is not "
+                            f"the contiguous tail of what was printed before ({tail[-30:]})"
                         )
                 got = got[k:]
             printed.extend(got)

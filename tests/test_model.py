@@ -72,8 +72,9 @@ twice). By hand, any number of seeds, without reruns, stopping at the first fail
         -p no:rerunfailures -x
 
 (``LOGTAIL_MODEL_SEEDS`` takes ranges and single seeds: ``0-99,250,300-310``; drop ``-x`` to count
-failures.) A seed takes 1-2 s (30 operations); a settle that times out adds 10 s. A failure prints the seed, the operations, and the missing,
-repeated and out-of-order line numbers with the file each was written into.
+failures.) A seed takes 1-2 s (30 operations); a settle that times out adds 10 s. A failure
+prints the seed, the operations, and the missing, repeated and out-of-order line numbers with
+the operation and file each was written by and into.
 
 Options: ``--poll-interval 0.2`` (symlinked paths and rotated-away files are looked at with stat
 every poll interval; inotify does the rest) and ``--rotate-wait 0.2`` (the writers are single

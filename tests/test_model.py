@@ -164,6 +164,19 @@ class Rename(Op):
 
 
 @dataclass(frozen=True, repr=False)
+class RenameAcrossRestart(Op):
+    """logrotate ``create`` while the application reopens only after logtail restarted: mv app.log
+    DST and create a new empty app.log; the writer writes ``late`` into the renamed file; logtail
+    gets ``signal`` (term or kill) and exits; the writer writes ``down`` into the renamed file;
+    logtail is started again (and waited for); only then the writer reopens app.log."""
+
+    dst: str
+    late: tuple[int, ...]
+    signal: str
+    down: tuple[int, ...]
+
+
+@dataclass(frozen=True, repr=False)
 class Delete(Op):
     """rm app.log; the writer writes ``late`` into the deleted file, then reopens app.log."""
 
@@ -346,6 +359,16 @@ class Model:
         self._write_into(old, "A", op.late)
         self.live_a = self._new_file("app.log")
 
+    def _renameacrossrestart(self, op: RenameAcrossRestart) -> None:
+        old = self.live_a
+        self.files[old].names.append(op.dst)
+        self.old.append(old)
+        self.live_a = self._new_file("app.log")  # created empty now; the writer reopens it later
+        self._write_into(old, "A", op.late)
+        (self._term if op.signal == "term" else self._kill)(Term())
+        self._write_into(old, "A", op.down)
+        self._start(Start())
+
     def _delete(self, op: Delete) -> None:
         old = self.live_a
         self._unlink(old, "deleted")
@@ -465,10 +488,14 @@ def generate(seed: int, length: int = 30) -> tuple[Plan, Model]:
     """A valid sequence of ``length`` operations (plus the final ones that bring logtail back up),
     deterministic from ``seed``, and the model after all of them."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test sequences, not secrets
+    # A second stream for the restart-between-rename-and-reopen variant: it was added later, and
+    # drawing it from ``rng`` would have changed every earlier seed's sequence.
+    variant = random.Random(seed + 1_000_003)  # noqa: S311
     append = rng.random() < 0.7
     model = Model(append)
     ops: list[Op] = []
     signals = 0
+    restarts = 0  # RenameAcrossRestart ops: logtail is running before and after them
 
     def add(op: Op) -> None:
         model.apply(op)
@@ -508,7 +535,13 @@ def generate(seed: int, length: int = 30) -> tuple[Plan, Model]:
             stream = rng.choice(STREAMS)
             add(Write(stream, lines(stream, 1, 25), rng.choice(["block", "each", "each", "split"])))
         elif kind == "rename":
-            add(Rename(model.new_generation_name("A"), lines("A", 0, 3)))
+            name, late = model.new_generation_name("A"), lines("A", 0, 3)
+            if state == "running" and restarts < 2 and variant.random() < 0.3:
+                restarts += 1
+                down = model.take("A", variant.randint(0, 4))
+                add(RenameAcrossRestart(name, late, variant.choice(["term", "term", "kill"]), down))
+            else:
+                add(Rename(name, late))
         elif kind == "delete":
             add(Delete(lines("A", 0, 2)))
         elif kind == "copytruncate":
@@ -743,6 +776,15 @@ class Driver:
         elif isinstance(op, Rename):
             os.rename(self.app, self.dir / op.dst)
             self.writer_a.lines("A", op.late)
+            self.writer_a.reopen()
+        elif isinstance(op, RenameAcrossRestart):
+            os.rename(self.app, self.dir / op.dst)
+            self.app.touch()  # logrotate's `create`
+            self.writer_a.lines("A", op.late)
+            self.do(Term() if op.signal == "term" else Kill())
+            self.writer_a.lines("A", op.down)
+            if not self.start():
+                return False
             self.writer_a.reopen()
         elif isinstance(op, Delete):
             os.unlink(self.app)
@@ -985,3 +1027,17 @@ def test_model_symlink_target_never_seen_is_out_of_reach() -> None:
     )
     assert model.required()["B"] == {0, 1, 2, 5}
     assert model.kind_of("B", 3) == model.kind_of("B", 4) == "optional"
+
+
+def test_model_rename_across_restart_keeps_late_lines_required() -> None:
+    """Lines the writer puts into the renamed file before and while logtail restarts (SIGTERM or SIGKILL) are
+    required: the renamed file still exists; the new app.log, created empty, is read from its first byte."""
+    for signal_name in ("term", "kill"):
+        model = model_after(
+            Write("A", (0, 1), "each"),
+            Settle(),
+            RenameAcrossRestart("app.log.1", (2,), signal_name, (3, 4)),
+            Write("A", (5,), "each"),
+        )
+        assert model.required()["A"] == {0, 1, 2, 3, 4, 5}
+        assert model.reader == "running"

@@ -118,7 +118,8 @@ REGRESSION_SEEDS = [
     14,  # after a restart, writes into current.log's target go unnoticed for up to 30 s: the resumed
     #      follower is not marked via_symlink, so only the full sweep looks (B lines not printed)
     24,  # symlink retargeted while logtail is down: the rest of the old target (app-5.log) is lost
-    57,  # a file queued while empty, filled, then copytruncated: the copy's lines are never read
+    57,  # a file queued while empty, filled, copytruncated and renamed before logtail read it: the
+    #      lines that are only in the copy are lost, or read after newer ones (out of order)
     74,  # copytruncate then rename before logtail looks: the copy is read again as a missed
     #      generation (A lines printed twice)
     12,  # a truncation of app.log not seen before it was renamed away: the renamed file is read from

@@ -315,6 +315,10 @@ class Follower:
             await self._open_at_path(FileId.of(at_path), rotated=True)
         elif change is Change.TRUNCATED and newest is not None:
             await self._truncated(newest)
+        elif change is Change.UNCHANGED and newest is not None and not newest.offset and not newest.head:
+            # Empty when last looked at, nothing read: written and copytruncated in between
+            # leaves it empty again, and only a copy made since then holds what it had.
+            await self._check_queued(newest)
 
     async def _open_at_path(self, seen: FileId, rotated: bool) -> None:
         """Open the file at the path, which a look just found to be ``seen``."""
@@ -430,6 +434,7 @@ class Follower:
 
     async def _open_resume_steps(self, resume: Resume) -> None:
         self._start = None
+        self.via_symlink = os.path.islink(self.path)  # polled: inotify sees the target's writes elsewhere
         for step in resume.steps:
             opened = await self._open(step.path)
             if opened is None:
@@ -480,11 +485,13 @@ class Follower:
             await self._truncated(gen)
             return True
         try:
-            if os.fstat(gen.fd).st_mtime_ns == gen.queued_ns:
-                return False  # not even written since it was queued
+            mtime = os.fstat(gen.fd).st_mtime_ns
         except OSError:
             return False
+        if mtime == gen.queued_ns:
+            return False  # not even written since it was queued
         copies = await self._copies_since(gen, gen.queued_ns)
+        gen.queued_ns = mtime  # what is found from here on was copied later
         for at, copy in enumerate(copies, start=self._gens.index(gen)):
             self._queue(copy, at)
         if copies:

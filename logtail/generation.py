@@ -114,6 +114,7 @@ class Generation:
         self.window = b""
         self.cut_short = False
         self.head = os.pread(self.fd, locate.WINDOW, 0)
+        self.queued_ns = os.fstat(self.fd).st_mtime_ns  # copies made before this are not its own
 
     def intact(self) -> bool:
         """Whether the bytes that identify what was (or will be) read here are still in place."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from logtail import logs
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # With inotify, how often every file is also looked at with stat, in case events were lost.
 FULL_SWEEP = 30.0
 # inotify masks (linux/inotify.h).
-_MOVED_FROM, _MOVED_TO, _CREATE = 0x40, 0x80, 0x100
+_MOVED_FROM, _MOVED_TO, _CREATE, _DELETE = 0x40, 0x80, 0x100, 0x200
 _APPEARED = _CREATE | _MOVED_TO  # a name appeared in a directory
 # Renames whose other half has not arrived yet (their cookie), at most this many.
 _PENDING_RENAMES = 1024
@@ -42,6 +42,7 @@ class Followed(Protocol):
     def wake(self) -> None: ...
     def signature(self) -> tuple[Any, ...]: ...
     def moved(self, to: str) -> None: ...
+    def linked(self, name: str, links: list[str]) -> None: ...
 
 
 def pair_renames(events: Iterable[Event], pending: dict[int, str]) -> list[tuple[str, str]]:
@@ -94,6 +95,31 @@ def needs_look(*, covered: bool, full: bool, has_rotated: bool, via_symlink: boo
     return not covered or full or has_rotated or via_symlink
 
 
+def links_of(events: Sequence[Event], targets: Collection[str]) -> list[tuple[str, list[str]]]:
+    """For rename targets that are unlinked within the batch, the names created in their directory
+    between the rename and the unlink: where a link-then-unlink moved the file.
+
+    daemontools-style loggers (s6-log, multilog) rotate by rename(current, previous),
+    link(previous, @<timestamp>.s), unlink(previous): by the time the batch is handled the
+    file is only at a name no rename event gave, and inotify reports a link as a creation.
+    """
+    found: list[tuple[str, list[str]]] = []  # in order: a name can be a target again and again
+    open_: dict[str, list[str]] = {}
+    for event in events:
+        if event.directory is None or event.name is None:
+            continue
+        path = os.path.join(event.directory, event.name)
+        if event.mask & _MOVED_TO and path in targets:
+            open_[path] = []
+        elif event.mask & _CREATE:
+            for target, names in open_.items():
+                if os.path.dirname(target) == event.directory:
+                    names.append(path)
+        elif event.mask & _DELETE and path in open_:
+            found.append((path, open_.pop(path)))
+    return found
+
+
 class Changes:
     """Wakes followers when their files change, by inotify where it works and by stat sweeps always."""
 
@@ -141,9 +167,13 @@ class Changes:
 
     def _on_events(self, events: list[Event]) -> None:
         # Renames first: a follower woken by this batch must know where its file went.
+        moved_by: dict[str, Followed] = {}
         for old, new in pair_renames(events, self._renames):
             if (follower := self._followers.get(old)) is not None:
                 follower.moved(new)
+                moved_by[new] = follower
+        for target, names in links_of(events, moved_by):
+            moved_by[target].linked(target, names)
         woken, discover = wakes_for(events, self._followers)
         for follower in woken:
             follower.wake()

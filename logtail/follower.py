@@ -336,8 +336,7 @@ class Follower:
             # milliseconds): the file that was looked at comes first, wherever it went now.
             os.close(fd)
             if (found := await self._open_by_identity(seen)) is not None:
-                self._queue(found)
-                self.stats.rotations += rotated
+                self._place([found])
             self._wake.set()  # look again: the newer file is at the path
             return
         if any(g.id == file_id for g in self._gens):
@@ -378,19 +377,31 @@ class Follower:
         generations may be found, whatever the --rotated patterns say."""
         self._renames.moved(to)
 
-    async def _adopt_moved(self, names: list[str]) -> None:
+    def linked(self, name: str, links: list[str]) -> None:
+        """The file renamed to ``name`` was linked to one of ``links`` and ``name`` removed."""
+        self._renames.linked(name, links)
+
+    async def _adopt_moved(self, moves: list[tuple[str, FileId | None]]) -> None:
         """Files renamed away from the path that were never opened: generations that came and went
         between two looks (a logger that rotates every few milliseconds). The rename events can
         arrive after the look that found a newer file at the path, so they are taken in here."""
         known = {g.id for g in self._gens}
         newcomers = []
-        for found in locate.newer(filter(None, map(locate.stat_regular, names)), 0, known):
+        for name, file_id in moves:
+            found = (
+                locate.stat_regular(name)
+                if file_id is None
+                else next(iter(locate.by_identity(self.path, [name], file_id)), None)
+            )
+            if found is None or found.id in known:
+                continue
             if (opened := await self._open(found.path)) is None:
                 continue
             fd, st = opened
             if FileId.of(st) != found.id or self._shared.registry.was_read(found.id, found.path):
                 os.close(fd)
                 continue
+            known.add(found.id)
             newcomers.append(self._generation(fd, found.id, 0))
             self._log.info("reading a rotated file that was missed", path=self.path, file=found.path)
         self._place(newcomers)
@@ -407,7 +418,7 @@ class Follower:
             if gen.id == at_path:
                 return renames.AT_PATH
             if gen.rank is None:
-                gen.rank = self._renames.rank(gen.name())  # kept: the name may be forgotten later
+                gen.rank = self._renames.rank(gen.id, gen.name())  # kept: it may be forgotten later
             return renames.UNREPORTED if gen.rank is None else gen.rank
 
         for gen in newcomers:

@@ -27,43 +27,73 @@ AT_PATH = float("inf")
 
 
 class Renames:
-    """The names files at one path were renamed to, each with its place in the order of renames."""
+    """The files renamed away from one path, each with its place in the order of renames.
+
+    A target name can be used again and again (s6-log renames ``current`` to ``previous``
+    at every rotation, then links it to ``@….s`` and unlinks ``previous``), so each rename
+    is recorded with the identity of the file it moved, taken when the event arrives: the
+    file is then found by identity wherever it went, even once that name is gone.
+    """
 
     def __init__(self) -> None:
-        self._order: OrderedDict[str, int] = OrderedDict()
+        self._names: OrderedDict[str, int] = OrderedDict()
+        self._ids: OrderedDict[FileId, int] = OrderedDict()
         self._counter = itertools.count()
-        self._unseen: list[str] = []
-        self._former: OrderedDict[FileId, None] = OrderedDict()
+        self._unseen: list[tuple[str, FileId | None]] = []
 
     def moved(self, to: str) -> None:
         """The file at the path was renamed to ``to``."""
-        if to not in self._order:
-            self._unseen.append(to)
-        self._order[to] = next(self._counter)
-        self._order.move_to_end(to)
+        order = next(self._counter)
+        self._names[to] = order
+        self._names.move_to_end(to)
+        file_id = None
         with contextlib.suppress(OSError):
-            self._former[FileId.of(os.stat(to))] = None
-        for memory in (self._order, self._former):
-            while len(memory) > MEMORY:
-                memory.popitem(last=False)
+            file_id = FileId.of(os.stat(to))
+            self._ids[file_id] = order
+            self._ids.move_to_end(file_id)
+        self._unseen.append((to, file_id))
+        while len(self._names) > MEMORY:
+            self._names.popitem(last=False)
+        while len(self._ids) > MEMORY:
+            self._ids.popitem(last=False)
+        del self._unseen[:-MEMORY]
+
+    def linked(self, target: str, links: list[str]) -> None:
+        """``target`` was unlinked after ``links`` were created: the file moved there is at one of them."""
+        order = self._names.get(target)
+        for at, (name, file_id) in enumerate(self._unseen):
+            if name != target or file_id is not None or order is None:
+                continue
+            for link in links:
+                try:
+                    linked_id = FileId.of(os.stat(link))
+                except OSError:
+                    continue
+                if linked_id not in self._ids:
+                    self._ids[linked_id] = order
+                    self._unseen[at] = (link, linked_id)
+                    return
+            return  # this rename's links are all gone or known: the next call is for the next rename
 
     @property
     def names(self) -> list[str]:
         """Every remembered target, oldest rename first."""
-        return list(self._order)
+        return list(self._names)
 
-    def take_unseen(self) -> list[str]:
-        """Targets reported since the last call."""
+    def take_unseen(self) -> list[tuple[str, FileId | None]]:
+        """Renames reported since the last call: the target, and the file moved if it was still there."""
         unseen, self._unseen = self._unseen, []
         return unseen
 
-    def rank(self, name: str) -> int | None:
-        """The place of the rename to ``name`` in the order of renames, if it was reported."""
-        return self._order.get(name)
+    def rank(self, file_id: FileId, name: str) -> int | None:
+        """The place of the file's rename in the order of renames, if it was reported."""
+        if (order := self._ids.get(file_id)) is not None:
+            return order
+        return self._names.get(name)
 
     def is_former(self, file_id: FileId) -> bool:
         """Whether ``file_id`` was renamed away from the path (a former generation, not a copy)."""
-        return file_id in self._former
+        return file_id in self._ids
 
 
 def insertion_point(ranks: Sequence[float], first_started: bool, mine: float) -> int:

@@ -145,7 +145,7 @@ class Changes:
             from logtail.watch import DirectoryWatcher  # not imported at all with --poll
 
             self._watcher = DirectoryWatcher(self._on_events)
-        except OSError as exc:
+        except (OSError, ImportError) as exc:  # no inotify, or no ctypes in a trimmed runtime
             logs.get().warning("inotify unavailable; polling instead", reason=str(exc))
             return False
         for directory in self._directories():

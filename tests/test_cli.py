@@ -35,6 +35,23 @@ def assert_usage_error(status: int, out: str, err: str, *needles: tuple[str, ...
         assert any(word.lower() in lines[0].lower() for word in group), (group, err)
 
 
+def parsed_options(monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """What the command line (and LOGTAIL_* variables) hand to build_config, without running anything."""
+    seen: dict[str, object] = {}
+
+    class Parsed(Exception):
+        pass
+
+    def capture(paths: tuple[str, ...], command_args: tuple[str, ...], **options: object) -> object:
+        seen.update(options, paths=paths)
+        raise Parsed
+
+    monkeypatch.setattr(cli, "build_config", capture)
+    with pytest.raises(Parsed):
+        cli.command.main(args=[], standalone_mode=False)
+    return seen
+
+
 @pytest.fixture
 def log_file(tmp_path: Path) -> Path:
     path = tmp_path / "a.log"
@@ -138,18 +155,7 @@ def test_options_come_from_the_environment(log_file: Path, monkeypatch: pytest.M
     monkeypatch.setenv("LOGTAIL_PREFIX", "[{name}] ")
     monkeypatch.setenv("LOGTAIL_LINES", "5")
     monkeypatch.setenv("LOGTAIL_FILES", str(log_file))
-    seen: dict[str, object] = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(paths: tuple[str, ...], command_args: tuple[str, ...], **options: object) -> object:
-        seen.update(options, paths=paths)
-        raise Stop
-
-    monkeypatch.setattr(cli, "build_config", capture)
-    with pytest.raises(Stop):
-        cli.command.main(args=[], standalone_mode=False)
+    seen = parsed_options(monkeypatch)
     assert seen["prefix"] == "[{name}] "
     assert seen["start_at"] == StartAt(5, from_start=False)
     assert seen["paths"] == (str(log_file),)
@@ -184,16 +190,4 @@ def test_multiline_from_the_environment_keeps_spaces(log_file: Path, monkeypatch
     """LOGTAIL_MULTILINE holds one mode per line: a regex with spaces stays one mode."""
     monkeypatch.setenv("LOGTAIL_MULTILINE", "start:^ERROR \napi=java")
     monkeypatch.setenv("LOGTAIL_FILES", str(log_file))
-    seen: dict[str, object] = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(paths: tuple[str, ...], command_args: tuple[str, ...], **options: object) -> object:
-        seen.update(options)
-        raise Stop
-
-    monkeypatch.setattr(cli, "build_config", capture)
-    with pytest.raises(Stop):
-        cli.command.main(args=[], standalone_mode=False)
-    assert seen["multiline_modes"] == ("start:^ERROR ", "api=java")
+    assert parsed_options(monkeypatch)["multiline_modes"] == ("start:^ERROR ", "api=java")

@@ -30,5 +30,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     that fails three times; every rerun is named in the summary (``-rR``).
     """
     for item in items:
-        if item.get_closest_marker("e2e") is not None:
+        # A test that says how it is to be rerun (the model test: never) keeps its own word.
+        if item.get_closest_marker("e2e") is not None and item.get_closest_marker("flaky") is None:
             item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=1))

@@ -902,10 +902,13 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-# Seeds that still fail after this release's fixes (issue 11 stays open for them): each runs and
-# reports like any other, as an expected failure, so CI stays green while the run shows whether
-# they pass (XPASS). Against the code before the fixes, 22 of seeds 0-39 failed; after, these do:
+# Seeds that still fail after this release's fixes, always or sometimes (issue 11 stays open for
+# them): each runs and reports like any other, as an expected failure, so CI stays green while the
+# summary shows whether they passed (XPASS). Against the code before the fixes 22 of seeds 0-39
+# failed; after, 13 do (16 of 0-59). Of the seeds CI runs, these:
 KNOWN_FAILING = {
+    4: "copytruncates, a compression and SIGKILL, then delete and retargets: three lines held only in "
+    "a copy are not found after the restart (fails about one run in two)",
     2: "a rename with the writer reopening while logtail is down, composed with copytruncate: lines "
     "of the renamed file are read again",
     6: "truncate and retarget composed with SIGKILL: a replay that is not the tail of what was printed",
@@ -927,6 +930,8 @@ def chosen_seeds() -> list[Any]:
 
 
 @pytest.mark.e2e
+# Never rerun: a seed that loses, repeats or misorders a line one run in three has found a bug.
+@pytest.mark.flaky(reruns=0)
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("seed", chosen_seeds())
 def test_model_seed(tmp_path: Path, logtail: Any, seed: int) -> None:

@@ -414,16 +414,19 @@ class Follower:
         except OSError:
             at_path = None
 
-        def rank(gen: Generation) -> float:
+        def place(gen: Generation) -> tuple[float | None, int]:
             if gen.id == at_path:
-                return renames.AT_PATH
+                return renames.AT_PATH, 0
             if gen.rank is None:
                 gen.rank = self._renames.rank(gen.id, gen.name())  # kept: it may be forgotten later
-            return renames.UNREPORTED if gen.rank is None else gen.rank
+            try:
+                return gen.rank, os.fstat(gen.fd).st_mtime_ns
+            except OSError:
+                return gen.rank, 0
 
         for gen in newcomers:
             started = bool(self._gens) and self._gens[0].started
-            at = renames.insertion_point([rank(g) for g in self._gens], started, rank(gen))
+            at = renames.insertion_point([place(g) for g in self._gens], started, place(gen))
             self._queue(gen, at)
             self.stats.rotations += 1
 

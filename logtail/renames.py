@@ -20,9 +20,7 @@ from logtail.identity import FileId
 # How many rename targets of a path to remember (a logger rotating every few milliseconds
 # can rename many files between two looks).
 MEMORY = 4096
-# The rank of a file whose rename away from the path has not been reported (yet): it was
-# renamed after every one that was. The file still at the path ranks after all of them.
-UNREPORTED = 1e18
+# The rank of the file still at the path: after every file renamed away from it.
 AT_PATH = float("inf")
 
 
@@ -96,15 +94,25 @@ class Renames:
         return file_id in self._ids
 
 
-def insertion_point(ranks: Sequence[float], first_started: bool, mine: float) -> int:
-    """Where a generation of rank ``mine`` goes in a queue whose generations have ``ranks``.
+def insertion_point(
+    queued: Sequence[tuple[float | None, int]], first_started: bool, mine: tuple[float | None, int]
+) -> int:
+    """Where a generation goes in a queue of generations, each given as (rank, mtime_ns).
 
-    Before the first queued one that ranks after it; never before the first one once its
-    printing has started.
+    The rank is the place of the file's rename away from the path (``AT_PATH`` for the file
+    still there, None when no rename of it was reported: deleted, or not reported yet). It
+    goes before the first queued one that came after it: by rank where both have one, by
+    modification time otherwise (a single writer writes a file before the next one); never
+    before the first one once its printing has started.
     """
-    for k, theirs in enumerate(ranks):
+    my_rank, my_mtime = mine
+    for k, (rank, mtime) in enumerate(queued):
         if k == 0 and first_started:
             continue
-        if theirs > mine:
+        if rank is not None and my_rank is not None:
+            after = rank > my_rank
+        else:
+            after = rank == AT_PATH or mtime > my_mtime
+        if after:
             return k
-    return len(ranks)
+    return len(queued)

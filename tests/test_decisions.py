@@ -14,7 +14,7 @@ from logtail.checkpoint import Position
 from logtail.config import FIRST_LINE, StartAt, StreamSpec
 from logtail.identity import FileId
 from logtail.locate import Found, Step
-from logtail.renames import AT_PATH, UNREPORTED, insertion_point
+from logtail.renames import AT_PATH, insertion_point
 from logtail.rotation import Change, glob_member_ending, interpret
 from logtail.watch import IN_CREATE, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW, Event
 
@@ -276,16 +276,18 @@ def test_directories_to_watch() -> None:
 
 
 @pytest.mark.parametrize(
-    ("ranks", "first_started", "mine", "at"),
+    ("queued", "first_started", "mine", "at"),
     [
-        ([], False, 5, 0),
-        ([1, 2, 9], True, 5, 2),  # between the renames reported before and after it
-        ([7, 9], True, 5, 1),  # never before the generation being printed
-        ([7, 9], False, 5, 0),  # ... but before one not started yet
-        ([1, UNREPORTED], True, 5, 1),  # before a file whose rename was not reported yet
-        ([1, AT_PATH], True, UNREPORTED, 1),  # everything renamed away comes before the file at the path
-        ([1, UNREPORTED], True, UNREPORTED, 2),  # found by --rotated names: after those already queued
+        ([], False, (5, 50), 0),
+        ([(1, 10), (2, 20), (9, 90)], True, (5, 50), 2),  # between the renames reported before and after
+        ([(7, 70), (9, 90)], True, (5, 50), 1),  # never before the generation being printed
+        ([(7, 70), (9, 90)], False, (5, 50), 0),  # ... but before one not started yet
+        ([(1, 10), (None, 40)], True, (5, 50), 2),  # a deleted file written before it stays before it
+        ([(1, 10), (None, 60)], True, (5, 50), 1),  # ... one written after it goes after
+        ([(1, 10), (AT_PATH, 0)], True, (None, 99), 1),  # everything goes before the file at the path
     ],
 )
-def test_insertion_point(ranks: list[float], first_started: bool, mine: float, at: int) -> None:
-    assert insertion_point(ranks, first_started, mine) == at
+def test_insertion_point(
+    queued: list[tuple[float | None, int]], first_started: bool, mine: tuple[float | None, int], at: int
+) -> None:
+    assert insertion_point(queued, first_started, mine) == at

@@ -905,7 +905,7 @@ def parse_seeds(text: str) -> list[int]:
 # Seeds that still fail after this release's fixes, always or sometimes (issue 11 stays open for
 # them): each runs and reports like any other, as an expected failure, so CI stays green while the
 # summary shows whether they passed (XPASS). Against the code before the fixes 22 of seeds 0-39
-# failed; after, 13 do (16 of 0-59). Of the seeds CI runs, these:
+# failed; after, 11 do (15 of 0-59, two of them only sometimes). Of the seeds CI runs, these:
 KNOWN_FAILING = {
     4: "copytruncates, a compression and SIGKILL, then delete and retargets: three lines held only in "
     "a copy are not found after the restart (fails about one run in two)",

@@ -907,6 +907,8 @@ def parse_seeds(text: str) -> list[int]:
 # summary shows whether they passed (XPASS). Against the code before the fixes 22 of seeds 0-39
 # failed; after, 11 do (15 of 0-59, two of them only sometimes). Of the seeds CI runs, these:
 KNOWN_FAILING = {
+    1: "truncations and partial lines, a restart, deletes, then copytruncates: a run of lines is "
+    "printed twice (seen once in about eight runs)",
     4: "copytruncates, a compression and SIGKILL, then delete and retargets: three lines held only in "
     "a copy are not found after the restart (fails about one run in two)",
     2: "a rename with the writer reopening while logtail is down, composed with copytruncate: lines "

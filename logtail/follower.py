@@ -265,6 +265,9 @@ class Follower:
             self._lingering.append(gen.snapshot())
         self._drop(gen)
 
+    def _queued_as(self, file_id: FileId) -> Generation | None:
+        return next((g for g in self._gens if g.id == file_id), None)
+
     def _queue(self, gen: Generation, at: int | None = None) -> None:
         if at is None:
             self._gens.append(gen)
@@ -544,6 +547,18 @@ class Follower:
         mark, known = (gen.offset, gen.window) if gen.offset else (len(gen.head), gen.head)
         copy = locate.find_copy(self.path, self._config.rotated_patterns, mark, known, gen.id)
         opened = await self._open(copy) if copy else None
+        if opened is not None and (queued := self._queued_as(FileId.of(opened[1]))) is not None:
+            # The copy is queued already, taken for a generation missed between two looks (it
+            # appeared next to the file before the truncation was seen). Read from where this
+            # file stopped, it is that rest: the copy from its first byte would repeat lines.
+            if queued.started:
+                os.close(opened[0])  # being read already, as the rest: nothing more to queue
+                opened = None
+                gen.rewind(self._config.max_line_bytes)
+                gen.grouper = self._grouper()
+                gen.started = True
+                return
+            self._drop(queued)
         if opened is not None:
             fd, st = opened
             rest = self._generation(fd, FileId.of(st), gen.offset)

@@ -905,7 +905,8 @@ def parse_seeds(text: str) -> list[int]:
 # Seeds that still fail after this release's fixes, always or sometimes (issue 11 stays open for
 # them): each runs and reports like any other, as an expected failure, so CI stays green while the
 # summary shows whether they passed (XPASS). Against the code before the fixes 22 of seeds 0-39
-# failed; after, 11 do (15 of 0-59, two of them only sometimes). Of the seeds CI runs, these:
+# failed; after, 8 do (10 of 0-59). Of the seeds CI runs these failed, always or sometimes; 1, 2,
+# 4, 57 and 74 passed in the last runs (XPASS) and stay listed until seen stable:
 KNOWN_FAILING = {
     1: "truncations and partial lines, a restart, deletes, then copytruncates: a run of lines is "
     "printed twice (seen once in about eight runs)",

@@ -17,7 +17,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from logtail import logs
@@ -27,7 +27,7 @@ from logtail.identity import FileId
 if TYPE_CHECKING:
     from logtail.generation import Snapshot
 
-VERSION = 2  # 2 added ``name`` and ``later``; a version 1 checkpoint is read as well
+VERSION = 2  # 2 added ``name``, ``later`` and ``done``; a version 1 checkpoint is read as well
 READABLE = (1, 2)
 # Generations of one path open at once: a handful in practice (rename rotations faster than the
 # writer reopens); anything far larger is not ours.
@@ -51,6 +51,9 @@ class Position:
     window_len: int
     mtime_ns: int  # of that file when saved: rotated files newer than this were written after it
     name: str = ""  # where the file was when saved (a hint: it is found by identity wherever it is now)
+    # A file of this path that was read to its end and closed (a rotated generation, a copy):
+    # after a restart it is known by identity and never read again as a "newer" file.
+    done: bool = False
 
     @property
     def id(self) -> FileId:
@@ -66,11 +69,13 @@ class Position:
             window_len=len(at.window),
             mtime_ns=at.mtime_ns,
             name=at.name,
+            done=at.done,
         )
 
 
 # Per followed path: the generations still to be read, oldest first. The first is where printing
-# stopped; the later ones are files that came to the path since and are known by identity.
+# stopped; the later ones are files that came to the path since and are known by identity. Files
+# read to their end (``done``) come first; they are saved in a list of their own.
 Entry = tuple[Position, ...]
 
 
@@ -96,7 +101,14 @@ def _entry(path: str, entry: Any) -> Entry:
     later = entry.get("later", [])
     if not isinstance(later, list) or len(later) > MAX_GENERATIONS:
         raise Unusable(f"entry for {path!r} has no valid 'later' list")
-    return (_position(path, entry), *(_position(path, item) for item in later))
+    done = entry.get("done", [])
+    if not isinstance(done, list) or len(done) > MAX_GENERATIONS:
+        raise Unusable(f"entry for {path!r} has no valid 'done' list")
+    return (
+        *(replace(_position(path, item), done=True) for item in done),
+        _position(path, entry),
+        *(_position(path, item) for item in later),
+    )
 
 
 def _position(path: str, entry: Any) -> Position:
@@ -126,12 +138,19 @@ def _position(path: str, entry: Any) -> Position:
 
 
 def render(positions: dict[str, Entry]) -> bytes:
-    files = {
-        path: {**asdict(entry[0]), "later": [asdict(later) for later in entry[1:]]}
-        for path, entry in sorted(positions.items())
-        if entry
-    }
+    files = {}
+    for path, entry in sorted(positions.items()):
+        live = [_fields(position) for position in entry if not position.done]
+        if live:
+            done = [_fields(position) for position in entry if position.done]
+            files[path] = {**live[0], "later": live[1:], **({"done": done} if done else {})}
     return json.dumps({"version": VERSION, "files": files}, separators=(",", ":")).encode()
+
+
+def _fields(position: Position) -> dict[str, Any]:
+    fields = asdict(position)
+    del fields["done"]  # said by the list it is in
+    return fields
 
 
 def load(path: str) -> dict[str, Entry] | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -32,6 +33,9 @@ from logtail.transfer import Printer, Stream
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
 BURST = 8 * 1024 * 1024
+# How many files read to their end and closed each path remembers in the checkpoint, so that a
+# restart never takes one of them (a copytruncate's copy, a renamed generation) for a newer file.
+DONE_MEMORY = 16
 
 
 @dataclass(slots=True)
@@ -95,6 +99,8 @@ class Follower:
         # writer may not have reopened yet): the checkpoint keeps them, so that what is written
         # into them after logtail stopped is read after a restart.
         self._lingering: list[Snapshot] = []
+        # Files read to their end and closed, newest last, as the checkpoint records them.
+        self._done: deque[Snapshot] = deque(maxlen=DONE_MEMORY)
 
     # -- control, from the app and change detection -------------------------------------
 
@@ -137,9 +143,9 @@ class Follower:
     def snapshot(self) -> tuple[Snapshot, ...]:
         """Where printing stopped in every generation that may still be read, oldest first."""
         if not self._gens:
-            return self._last_snapshot or tuple(self._lingering)
+            return self._last_snapshot or (*self._done, *self._lingering)
         try:
-            return (*self._lingering, *(gen.snapshot() for gen in self._gens))
+            return (*self._done, *self._lingering, *(gen.snapshot() for gen in self._gens))
         except OSError:
             return ()
 
@@ -256,7 +262,14 @@ class Follower:
         await self._flush_partial(gen)
         with contextlib.suppress(OSError):
             self._shared.registry.retired(gen.id, gen.first_bytes())
+            self._remember_done(gen.snapshot())
         self._drop(gen)
+
+    def _remember_done(self, at: Snapshot) -> None:
+        """``at`` is the end of a file read to its end: the checkpoint keeps it known."""
+        if at.offset:  # an empty file holds nothing that could be read twice
+            self._done = deque((d for d in self._done if d.id != at.id), maxlen=DONE_MEMORY)
+            self._done.append(dataclasses.replace(at, done=True))
 
     async def _linger(self, gen: Generation) -> None:
         """A drain is done with ``gen`` before its writer may be: close it, but keep it in the checkpoint."""
@@ -458,6 +471,22 @@ class Follower:
                 continue
             fd, st = opened
             if FileId.of(st) != step.id or any(g.id == step.id for g in self._gens):
+                os.close(fd)
+                continue
+            if step.done:
+                # Read to its end before the restart: known again, never read again.
+                with contextlib.suppress(OSError):
+                    self._shared.registry.retired(step.id, os.pread(fd, locate.WINDOW, 0))
+                    self._remember_done(
+                        Snapshot(
+                            step.id,
+                            step.offset,
+                            locate.window_before(fd, step.offset),
+                            st.st_mtime_ns,
+                            step.path,
+                            done=True,
+                        )
+                    )
                 os.close(fd)
                 continue
             self._queue(self._generation(fd, step.id, step.offset))

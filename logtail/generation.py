@@ -166,6 +166,7 @@ class Snapshot:
     window: bytes  # the bytes just before ``offset``
     mtime_ns: int
     name: str = ""  # where the file was when the snapshot was taken
+    done: bool = False  # read to its end and closed: known, never to be read again
 
 
 def _agrees(data: bytes, head: bytes) -> bool:

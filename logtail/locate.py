@@ -208,15 +208,22 @@ class Saved(Protocol):
     def mtime_ns(self) -> int: ...
     @property
     def name(self) -> str: ...
+    @property
+    def done(self) -> bool: ...
 
 
 @dataclass(frozen=True)
 class Step:
-    """One file to read, from ``offset``, while resuming; ``id`` guards against a swap before opening."""
+    """One file to read, from ``offset``, while resuming; ``id`` guards against a swap before opening.
+
+    A ``done`` step is a file the checkpoint says was read to its end: it is not read, only
+    known again (so a listing never takes it for a newer generation).
+    """
 
     path: str
     id: FileId
     offset: int
+    done: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,7 +246,11 @@ def first_start(*, at_start: bool, resuming: bool, exists: bool, start_at: Start
 
 
 def plan_resume(
-    current: Found | None, siblings: list[Found], saved: Sequence[Saved], located: Sequence[Found | None]
+    current: Found | None,
+    siblings: list[Found],
+    saved: Sequence[Saved],
+    located: Sequence[Found | None],
+    done: Sequence[Found] = (),
 ) -> tuple[list[Step], bool]:
     """The files to read, in order, to resume a path at its checkpointed generations.
 
@@ -249,18 +260,21 @@ def plan_resume(
     at the path now and ``siblings`` its rotated generations. The plan: every saved
     generation that is still there, from its offset; then every rotated generation written
     since the last of them (by modification time); then the file at the path from its first
-    byte. Returns the steps and whether every saved generation was found.
+    byte. ``done`` are the files the checkpoint says were read to their end, found again: they
+    are never newer generations (a copy whose mtime ties with its original's truncation), and
+    come first as ``done`` steps. Returns the steps and whether every saved generation was found.
     """
-    steps: list[Step] = []
+    steps: list[Step] = [Step(f.path, f.id, f.size, done=True) for f in done]
     for position, where in zip(saved, located, strict=True):
-        if where is not None and all(step.id != where.id for step in steps):
+        if where is not None and all(step.id != where.id or step.done for step in steps):
+            steps = [step for step in steps if step.id != where.id]  # still to read after all
             steps.append(Step(where.path, where.id, position.offset))
-    taken = {step.id for step in steps}
+    taken = {step.id for step in steps if not step.done}
     all_found = all(where is not None for where in located)
     if current is not None and current.id in taken:
         return steps, all_found  # the file at the path is one we know: nothing came after it
     since = max((position.mtime_ns for position in saved), default=0)
-    exclude = taken | ({current.id} if current is not None else set())
+    exclude = {step.id for step in steps} | ({current.id} if current is not None else set())
     steps.extend(Step(f.path, f.id, 0) for f in newer(siblings, since, exclude))
     if current is not None:
         steps.append(Step(current.path, current.id, 0))
@@ -271,8 +285,10 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
     """``plan_resume`` over what is on disk now: each saved generation found wherever it went."""
     current = stat_regular(path)
     siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
-    located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(saved)]
-    return plan_resume(current, siblings, saved, located)
+    live = [position for position in saved if not position.done]
+    located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(live)]
+    done = [_locate(path, current, siblings, position, first=False) for position in saved if position.done]
+    return plan_resume(current, siblings, live, located, [f for f in done if f is not None])
 
 
 def _locate(

@@ -31,6 +31,16 @@ def test_save_then_load_round_trips(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
 
 
+def test_files_read_to_their_end_round_trip(tmp_path: Path) -> None:
+    """Files read to their end are saved in a list of their own and come back first, marked done;
+    an entry with nothing left to read but such files is not saved."""
+    path = tmp_path / "ck.json"
+    copy = Position(dev=1, ino=9, offset=120, window_sha="cd" * 32, window_len=120, mtime_ns=4, done=True)
+    checkpoint.save(str(path), {"/var/log/app.log": (copy, POS, LATER), "/gone": (copy,)})
+    assert checkpoint.load(str(path)) == {"/var/log/app.log": (copy, POS, LATER)}
+    assert '"done":[' in path.read_text()
+
+
 def test_version_1_checkpoint_is_read(tmp_path: Path) -> None:
     """A checkpoint written by logtail 0.1 (one position per path, no name) resumes as before."""
     path = tmp_path / "ck.json"

@@ -120,6 +120,23 @@ def test_plan_resume(
     assert all(isinstance(step, Step) for step in planned)
 
 
+def test_plan_resume_never_reads_a_file_read_to_its_end_again() -> None:
+    """A file the checkpoint says was read to its end (a copytruncate's copy whose mtime ties with the
+    truncation) is known again as done, not taken for a generation written since."""
+    current = found("app.log", B, 9)
+    copy = found("app.log.6", C, 7)  # as new as the saved position: the copy and the truncate, one tick
+    saved = [saved_at(A, 0, 7)]
+    planned, found_all = locate.plan_resume(current, [copy], saved, [None], done=[copy])
+    assert [(step.path.rsplit("/", 1)[1], step.offset, step.done) for step in planned] == [
+        ("app.log.6", copy.size, True),
+        ("app.log", 0, False),
+    ]
+    assert not found_all
+    # Without the file known as done, the same listing reads it again from its first byte:
+    again, _ = locate.plan_resume(current, [copy], saved, [None])
+    assert ("app.log.6", 0) in [(step.path.rsplit("/", 1)[1], step.offset) for step in again]
+
+
 # -- where a file without a saved position starts -------------------------------------------------
 
 LAST_5 = StartAt(5, from_start=False)

@@ -54,6 +54,10 @@ class Position:
     # A file of this path that was read to its end and closed (a rotated generation, a copy):
     # after a restart it is known by identity and never read again as a "newer" file.
     done: bool = False
+    # At offset 0 no bytes before the offset say which content it was: its first bytes then
+    # (sha256 and length), so a file truncated since is told from itself and its copy is found.
+    head_sha: str = ""
+    head_len: int = 0
 
     @property
     def id(self) -> FileId:
@@ -70,6 +74,8 @@ class Position:
             mtime_ns=at.mtime_ns,
             name=at.name,
             done=at.done,
+            head_sha=hashlib.sha256(at.head).hexdigest() if at.head else "",
+            head_len=len(at.head),
         )
 
 
@@ -134,7 +140,12 @@ def _position(path: str, entry: Any) -> Position:
     name = entry.get("name", "")
     if not isinstance(name, str):
         raise Unusable(f"entry for {path!r} has no valid 'name'")
-    return Position(**values, name=name)
+    head_sha, head_len = entry.get("head_sha", ""), entry.get("head_len", 0)
+    if not isinstance(head_sha, str) or not isinstance(head_len, int) or isinstance(head_len, bool):
+        raise Unusable(f"entry for {path!r} has no valid 'head_sha' or 'head_len'")
+    if not 0 <= head_len <= 1 << 20:
+        raise Unusable(f"entry for {path!r} has 'head_len' out of range")
+    return Position(**values, name=name, head_sha=head_sha, head_len=head_len)
 
 
 def render(positions: dict[str, Entry]) -> bytes:

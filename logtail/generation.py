@@ -143,7 +143,14 @@ class Generation:
             locate.window_before(self.fd, self.printed),
             os.fstat(self.fd).st_mtime_ns,
             self.name(),
+            head=b"" if self.printed else self._head_now(),
         )
+
+    def _head_now(self) -> bytes:
+        """Nothing printed yet: the first bytes it has now, if they are still those it had when
+        queued (an empty file queued then written has them only now), else those it had then."""
+        now = os.pread(self.fd, locate.WINDOW, 0)
+        return now if now.startswith(self.head) else self.head
 
     def name(self) -> str:
         """The file's path now, wherever it was renamed to ("" when deleted or unknown)."""
@@ -167,6 +174,7 @@ class Snapshot:
     mtime_ns: int
     name: str = ""  # where the file was when the snapshot was taken
     done: bool = False  # read to its end and closed: known, never to be read again
+    head: bytes = b""  # at offset 0: the first bytes, which say which content it is
 
 
 def _agrees(data: bytes, head: bytes) -> bool:

@@ -210,6 +210,10 @@ class Saved(Protocol):
     def name(self) -> str: ...
     @property
     def done(self) -> bool: ...
+    @property
+    def head_sha(self) -> str: ...
+    @property
+    def head_len(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -265,17 +269,29 @@ def plan_resume(
     come first as ``done`` steps. Returns the steps and whether every saved generation was found.
     """
     steps: list[Step] = [Step(f.path, f.id, f.size, done=True) for f in done]
+    # A generation saved at offset 0 while it was still empty says nothing of its content: it
+    # goes where its modification time puts it among the files written since (a copy made of
+    # it before it was written again holds what it had first).
+    floating: list[Found] = []
     for position, where in zip(saved, located, strict=True):
         if where is not None and all(step.id != where.id or step.done for step in steps):
             steps = [step for step in steps if step.id != where.id]  # still to read after all
-            steps.append(Step(where.path, where.id, position.offset))
-    taken = {step.id for step in steps if not step.done}
+            if position.offset == 0 and not position.head_len:
+                floating.append(where)
+            else:
+                steps.append(Step(where.path, where.id, position.offset))
+    taken = {step.id for step in steps if not step.done} | {f.id for f in floating}
     all_found = all(where is not None for where in located)
-    if current is not None and current.id in taken:
-        return steps, all_found  # the file at the path is one we know: nothing came after it
     since = max((position.mtime_ns for position in saved), default=0)
     exclude = {step.id for step in steps} | ({current.id} if current is not None else set())
-    steps.extend(Step(f.path, f.id, 0) for f in newer(siblings, since, exclude))
+    if current is not None and current.id in taken:
+        # The file at the path is one we know: nothing came after it.
+        steps.extend(Step(f.path, f.id, 0) for f in sorted(floating, key=lambda f: f.mtime_ns))
+        return steps, all_found
+    later = sorted(
+        [*floating, *newer(siblings, since, exclude | {f.id for f in floating})], key=lambda f: f.mtime_ns
+    )
+    steps.extend(Step(f.path, f.id, 0) for f in later)
     if current is not None:
         steps.append(Step(current.path, current.id, 0))
     return steps, all_found
@@ -287,6 +303,19 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
     siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
     live = [position for position in saved if not position.done]
     located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(live)]
+    # A sibling that holds a saved generation's bytes just before its offset is a copy of what was
+    # printed (copytruncate while logtail was down), not a generation written since: read from its
+    # first byte it would repeat those lines. Where it stands for the saved file it is a step already.
+    siblings = [
+        f
+        for f in siblings
+        if not any(
+            position.offset
+            and holds_window(f.path, position.offset, position.window_sha, position.window_len)
+            for position in live
+        )
+        or any(where is not None and where.id == f.id for where in located)
+    ]
     done = [_locate(path, current, siblings, position, first=False) for position in saved if position.done]
     return plan_resume(current, siblings, live, located, [f for f in done if f is not None])
 
@@ -298,22 +327,29 @@ def _locate(
 
     Looked for at its last known name, at the path, among the rotated names, then anywhere
     in the path's directory and in the directory of its last name (a symlink's old target,
-    a rename the patterns do not know). A generation saved at offset 0 has no bytes to
-    confirm it, so it is only taken where a generation of this path can be: by name. The
-    first one may also have been copied and truncated while logtail was down: a copy that
-    holds its bytes stands for it.
+    a rename the patterns do not know). A generation saved at offset 0 has no bytes before
+    the offset to confirm it, so it is only taken where a generation of this path can be: by
+    name, and only while it still starts with the first bytes it had when saved. The first
+    one may also have been copied and truncated while logtail was down: a copy that holds its
+    bytes (before the offset, or its first bytes at offset 0) stands for it.
     """
     by_name = [f for f in ([stat_regular(saved.name)] if saved.name else []) if f is not None]
     by_name += ([current] if current else []) + siblings
 
     def holds(f: Found) -> bool:
-        return saved.offset == 0 or holds_window(f.path, saved.offset, saved.window_sha, saved.window_len)
+        if saved.offset:
+            return holds_window(f.path, saved.offset, saved.window_sha, saved.window_len)
+        # Nothing printed of it yet: it still starts as it did, or it was truncated since and a
+        # copy that starts so holds what it had (copytruncate while logtail was down).
+        return not saved.head_len or holds_window(f.path, saved.head_len, saved.head_sha, saved.head_len)
 
     for found in by_name:
         if found.id == saved.id and holds(found):
             return found
     if saved.offset == 0:
-        return None
+        # A copy starting with its first bytes stands for it, once it no longer starts so itself.
+        known = first and saved.head_len
+        return next((f for f in by_name if f.id != saved.id and holds(f)), None) if known else None
     directories = {os.path.dirname(path)} | ({os.path.dirname(saved.name)} if saved.name else set())
     for directory in sorted(directories):
         for found in _by_inode(directory, saved.id):

@@ -308,3 +308,20 @@ def test_insertion_point(
     queued: list[tuple[float | None, int]], first_started: bool, mine: tuple[float | None, int], at: int
 ) -> None:
     assert insertion_point(queued, first_started, mine) == at
+
+
+def test_plan_resume_places_a_file_saved_while_empty_by_its_modification_time() -> None:
+    """A generation saved at offset 0 while still empty says nothing of its content: when a copy of it
+    was made and it was truncated and written again while logtail was down (SIGKILL before the next
+    save), the copy, written first, is read first (model seed 13: the copy was read after it)."""
+    current = found("app.log", C, 9)
+    renamed = found("app.log.5", A, 8)  # the saved file, renamed and written again since
+    copy = found("app.log.3", B, 6)  # its copy, made before that
+    saved = [saved_at(A, 0, 5)]
+    planned, found_all = locate.plan_resume(current, [copy, renamed], saved, [renamed])
+    assert [(step.path.rsplit("/", 1)[1], step.offset) for step in planned] == [
+        ("app.log.3", 0),
+        ("app.log.5", 0),
+        ("app.log", 0),
+    ]
+    assert found_all

@@ -124,6 +124,9 @@ REGRESSION_SEEDS = [
     8,  # copytruncate, SIGTERM (the copy read to its end in the drain), rename while down: after the
     #     restart the copy, as new as the truncation within one mtime tick, was read again as a newer
     #     generation (A lines printed twice and out of order); the checkpoint now keeps it as done
+    13,  # SIGKILL before the checkpoint after the first lines was saved (app.log saved at offset 0,
+    #      empty), copytruncate, partial truncate and rename while down: the copy was read after the
+    #      renamed file (out of order); a file saved while empty is now placed by its mtime
     12,  # a truncation of app.log not seen before it was renamed away: the renamed file is read from
     #      the old offset, so the line written into it after the truncation is lost
 ]

@@ -64,7 +64,9 @@ class App:
         self._command = stops.Command(config.command) if config.command else None
         self._signals = stops.Signals(self._command)
         self._schedule = (
-            checkpoint.Schedule(config.checkpoint, config.checkpoint_interval, self._positions)
+            checkpoint.Schedule(
+                config.checkpoint, config.checkpoint_interval, self._positions, registry.grown
+            )
             if config.checkpoint
             else None
         )

@@ -270,21 +270,39 @@ def load_or_warn(path: str) -> dict[str, Entry] | None:
     return saved
 
 
-class Schedule:
-    """When the checkpoint is saved: at most every ``interval`` while positions change, and at exit."""
+# After a new file came to a path, the checkpoint is saved within this long (at most this often):
+# a run killed before its first periodic save must not leave a checkpoint that knows nothing of
+# the files it opened since (a symlink's target it followed, a renamed generation), whose late
+# lines would then be found by nobody after the restart.
+NEW_FILE_SAVE = 0.05
 
-    def __init__(self, path: str, interval: float, positions: Callable[[], dict[str, Entry]]) -> None:
+
+class Schedule:
+    """When the checkpoint is saved: at most every ``interval`` while positions change, soon after a
+    new file came to a path (``new_file``), and at exit."""
+
+    def __init__(
+        self,
+        path: str,
+        interval: float,
+        positions: Callable[[], dict[str, Entry]],
+        new_file: asyncio.Event | None = None,
+    ) -> None:
         self._path = path
         self._interval = interval
         self._positions = positions
         self._lock = threading.Lock()
         self._numbers = itertools.count()
         self._saved_number = -1
+        self.new_file = new_file or asyncio.Event()  # set whenever a new file is opened for a path
 
     async def run_forever(self) -> None:
         last: dict[str, Entry] = {}
         while True:
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.new_file.wait(), self._interval)
+                await asyncio.sleep(min(NEW_FILE_SAVE, self._interval))  # several files at once: one save
+            self.new_file.clear()
             positions = self._positions()
             if positions != last and await asyncio.to_thread(self._save, next(self._numbers), positions):
                 last = positions

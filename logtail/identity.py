@@ -8,6 +8,7 @@ rotated names never prints a generation a second time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -41,10 +42,12 @@ class Registry:
         self._open: dict[FileId, Counter[str]] = {}
         self._retired: OrderedDict[FileId, bytes] = OrderedDict()
         self._memory = memory
+        self.grown = asyncio.Event()  # a file was opened for a path: the checkpoint should know it soon
 
     def opened(self, file_id: FileId, path: str) -> None:
         """The follower of ``path`` now reads the file ``file_id``."""
         self._open.setdefault(file_id, Counter())[path] += 1
+        self.grown.set()
 
     def closed(self, file_id: FileId, path: str) -> None:
         """The follower of ``path`` no longer reads ``file_id`` (read to its end, or gave it up)."""

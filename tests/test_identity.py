@@ -77,6 +77,36 @@ def test_symlink_retargeted_while_down_reads_the_old_targets_rest(tmp_path: Path
     assert "gone" not in second.stderr
 
 
+def test_new_file_is_in_the_checkpoint_soon_so_a_sigkill_before_the_interval_loses_nothing(
+    tmp_path: Path, logtail: Any
+) -> None:
+    """A file that comes to a path is saved in the checkpoint at once, not only at the next
+    --checkpoint-interval: SIGKILL after a retarget, long before the interval (model seed 6), and the
+    old target's late lines are still printed after the restart, before the new target's."""
+    link, ck = tmp_path / "current.log", tmp_path / "ck.json"
+    old, new = tmp_path / "app-1.log", tmp_path / "app-2.log"
+    append(old, text(1, 5))
+    link.symlink_to(old.name)
+    first = start(logtail, "--checkpoint", ck, "--checkpoint-interval", "60", "--poll-interval", "0.1", link)
+    first.wait_for_lines(5)
+    new.write_text("")
+    tmp = tmp_path / "current.log.tmp"
+    tmp.symlink_to(new.name)
+    os.rename(tmp, link)  # retargeted; the application still writes app-1.log
+    new_ino = str(new.stat().st_ino)
+    wait_until(
+        lambda: ck.exists() and f'"ino":{new_ino}' in ck.read_text(), 5, "the new target in the checkpoint"
+    )
+    first.proc.kill()
+    first.finish()
+    append(old, text(6, 8))  # the application's last lines before it reopens
+    append(new, text(9, 10))
+    second = start(logtail, "--checkpoint", ck, "--rotate-wait", "0.2", link)
+    second.wait_for_lines(5)
+    assert second.stop() == 0
+    assert second.lines == lines(6, 10), second.stderr
+
+
 def test_truncated_and_refilled_in_the_middle_of_a_catch_up(tmp_path: Path, logtail: Any) -> None:
     """Case 4: logtail, stopped in the middle of a large catch-up, finds its file truncated and refilled
     past its read offset: it prints no glued line and starts the new content from its first byte."""

@@ -608,8 +608,12 @@ def verdict(model: Model, runs: list[Run]) -> list[str]:
     required = model.required()
     for stream in STREAMS:
         printed: list[int] = []
+        # Everything printed, replays included: a run killed before its first save replays, after
+        # the next restart, what it printed itself (its own replay too) from the last saved position.
+        history: list[int] = []
         for index, (run, seqs) in enumerate(zip(runs, per_run, strict=True)):
             got = seqs[stream]
+            history.extend(got)
             if run.after_kill and printed:
                 top = max(printed)
                 k = 0
@@ -617,7 +621,7 @@ def verdict(model: Model, runs: list[Run]) -> list[str]:
                     k += 1
                 replay = got[:k]
                 if replay:
-                    tail = printed[-k:]
+                    tail = history[-len(got) - k : -len(got)]
                     if replay != tail:
                         problems.append(
                             f"run {index} after SIGKILL: {stream} replay {replay[:30]} ({k} lines) is not "

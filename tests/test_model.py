@@ -60,7 +60,8 @@ From these:
 - **order and repeats**: per stream, the printed numbers are strictly increasing. The only
   allowed repeat: the first lines of a stream printed by a run that follows a SIGKILL may
   repeat, as one contiguous stretch, the lines of that stream printed last before the kill
-  (the unsaved checkpoint interval). After SIGTERM nothing may repeat.
+  (the unsaved checkpoint interval), counting what the killed run printed as a replay itself
+  when it was killed before its first save. After SIGTERM nothing may repeat.
 
 Running it
 ----------

@@ -276,17 +276,20 @@ def plan_resume(
     for position, where in zip(saved, located, strict=True):
         if where is not None and all(step.id != where.id or step.done for step in steps):
             steps = [step for step in steps if step.id != where.id]  # still to read after all
-            if position.offset == 0 and not position.head_len:
+            at_path = current is not None and where.id == current.id  # stays last: the newest
+            if position.offset == 0 and not position.head_len and not at_path:
                 floating.append(where)
             else:
                 steps.append(Step(where.path, where.id, position.offset))
-    taken = {step.id for step in steps if not step.done} | {f.id for f in floating}
+    floating.sort(key=lambda f: f.mtime_ns)
+    taken = {step.id for step in steps if not step.done}
     all_found = all(where is not None for where in located)
     since = max((position.mtime_ns for position in saved), default=0)
     exclude = {step.id for step in steps} | ({current.id} if current is not None else set())
     if current is not None and current.id in taken:
         # The file at the path is one we know: nothing came after it.
-        steps.extend(Step(f.path, f.id, 0) for f in sorted(floating, key=lambda f: f.mtime_ns))
+        at = next(k for k, step in enumerate(steps) if step.id == current.id and not step.done)
+        steps[at:at] = [Step(f.path, f.id, 0) for f in floating]
         return steps, all_found
     later = sorted(
         [*floating, *newer(siblings, since, exclude | {f.id for f in floating})], key=lambda f: f.mtime_ns

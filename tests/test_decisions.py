@@ -325,3 +325,18 @@ def test_plan_resume_places_a_file_saved_while_empty_by_its_modification_time() 
         ("app.log", 0),
     ]
     assert found_all
+
+
+def test_plan_resume_keeps_the_file_at_the_path_last_when_both_were_saved_empty() -> None:
+    """SIGTERM between a rename and the writer's reopen, both files empty when saved: the renamed one,
+    written while logtail was down, is read before the file at the path, which stays last (model
+    seed 93: the file at the path was left out of the plan)."""
+    current = found("app.log", B, 5)
+    renamed = found("app.log.2", A, 8)
+    planned, _ = locate.plan_resume(
+        current, [renamed], [saved_at(A, 0, 4), saved_at(B, 0, 4)], [renamed, current]
+    )
+    assert [(step.path.rsplit("/", 1)[1], step.offset) for step in planned] == [
+        ("app.log.2", 0),
+        ("app.log", 0),
+    ]

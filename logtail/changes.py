@@ -24,6 +24,7 @@ FULL_SWEEP = 30.0
 # inotify masks (linux/inotify.h).
 _MOVED_FROM, _MOVED_TO, _CREATE, _DELETE = 0x40, 0x80, 0x100, 0x200
 _APPEARED = _CREATE | _MOVED_TO  # a name appeared in a directory
+_LINK_STEPS = _MOVED_TO | _CREATE | _DELETE  # the events links_of looks at
 # Renames whose other half has not arrived yet (their cookie), at most this many.
 _PENDING_RENAMES = 1024
 
@@ -106,8 +107,8 @@ def links_of(events: Sequence[Event], targets: Collection[str]) -> list[tuple[st
     found: list[tuple[str, list[str]]] = []  # in order: a name can be a target again and again
     open_: dict[str, list[str]] = {}
     for event in events:
-        if event.directory is None or event.name is None:
-            continue
+        if event.directory is None or event.name is None or not event.mask & _LINK_STEPS:
+            continue  # most events are writes (IN_MODIFY): no path is built for them
         path = os.path.join(event.directory, event.name)
         if event.mask & _MOVED_TO and path in targets:
             open_[path] = []
@@ -172,8 +173,9 @@ class Changes:
             if (follower := self._followers.get(old)) is not None:
                 follower.moved(new)
                 moved_by[new] = follower
-        for target, names in links_of(events, moved_by):
-            moved_by[target].linked(target, names)
+        if moved_by:  # links_of finds links only for the targets of these renames
+            for target, names in links_of(events, moved_by):
+                moved_by[target].linked(target, names)
         woken, discover = wakes_for(events, self._followers)
         for follower in woken:
             follower.wake()

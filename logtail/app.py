@@ -60,6 +60,7 @@ class App:
             lambda: discovery.directories(config.streams, {f.directory for f in self.followers.values()}),
             discovery.glob_bases(config.streams),
             config.poll_interval,
+            config.batch_interval,
         )
         self._command = stops.Command(config.command) if config.command else None
         self._signals = stops.Signals(self._command)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # With inotify, how often every file is also looked at with stat, in case events were lost.
 FULL_SWEEP = 30.0
 # inotify masks (linux/inotify.h).
-_MOVED_FROM, _MOVED_TO, _CREATE, _DELETE = 0x40, 0x80, 0x100, 0x200
+_MODIFY, _MOVED_FROM, _MOVED_TO, _CREATE, _DELETE = 0x2, 0x40, 0x80, 0x100, 0x200
 _APPEARED = _CREATE | _MOVED_TO  # a name appeared in a directory
 _LINK_STEPS = _MOVED_TO | _CREATE | _DELETE  # the events links_of looks at
 # Renames whose other half has not arrived yet (their cookie), at most this many.
@@ -41,6 +41,7 @@ class Followed(Protocol):
     @property
     def via_symlink(self) -> bool: ...
     def wake(self) -> None: ...
+    def appended(self) -> bool: ...
     def signature(self) -> tuple[Any, ...]: ...
     def moved(self, to: str) -> None: ...
     def linked(self, name: str, links: list[str]) -> None: ...
@@ -66,34 +67,54 @@ def pair_renames(events: Iterable[Event], pending: dict[int, str]) -> list[tuple
     return pairs
 
 
-def wakes_for(events: Iterable[Event], followers: Mapping[str, Followed]) -> tuple[list[Followed], bool]:
-    """The followers a batch of inotify events must wake, and whether to look for new glob matches."""
+def wakes_for(
+    events: Iterable[Event], followers: Mapping[str, Followed]
+) -> tuple[list[Followed], list[Followed], bool]:
+    """The followers a batch of inotify events must wake, and whether to look for new glob matches.
+
+    Returned apart, first, are the followers whose name the batch names only in writes
+    (IN_MODIFY): their file is still the one at the name (a rename, a delete or a new file
+    there would be an event of its own, in this batch or an earlier one), so reading on
+    from where they stopped is all there may be to do. The second list must look.
+    """
+    written: dict[str, Followed] = {}
     woken: dict[str, Followed] = {}
     discover = False
     for event in events:
         if event.directory is None:  # events were lost: everything may have changed
-            return list(followers.values()), True
+            return [], list(followers.values()), True
         if event.name is not None and (named := followers.get(os.path.join(event.directory, event.name))):
-            woken[named.path] = named
+            if event.mask == _MODIFY and named.path not in woken:
+                written[named.path] = named
+            else:
+                woken[named.path] = named
+                written.pop(named.path, None)
             continue
         # Not a followed name: a rotated generation was written, or a new file appeared.
         for follower in followers.values():
             if follower.has_rotated and follower.directory == event.directory:
                 woken[follower.path] = follower
+                written.pop(follower.path, None)
         if event.name is None or event.mask & _APPEARED:
             discover = True
-    return list(woken.values()), discover
+    return list(written.values()), list(woken.values()), discover
 
 
-def needs_look(*, covered: bool, full: bool, has_rotated: bool, via_symlink: bool) -> bool:
-    """Whether a sweep must stat a follower's files.
+def to_look(
+    followers: Iterable[Followed], *, full: bool, watching: Callable[[str], bool] | None
+) -> list[Followed]:
+    """The followers whose files a sweep must stat (``watching``: whether inotify watches a
+    directory; None under --poll).
 
     Where inotify watches a follower's directory its events already cover the file, so it
     is looked at only in a full sweep. Rotated-away generations, which may have moved to
     another directory, and symlinked paths, whose own directory does not see the writes to
-    their target, are looked at every time.
+    their target, are looked at every time. With 1,000 idle files this runs every poll
+    interval, so it is one comprehension, not a call per follower.
     """
-    return not covered or full or has_rotated or via_symlink
+    if full or watching is None:
+        return list(followers)
+    return [f for f in followers if f.has_rotated or f.via_symlink or not watching(f.directory)]
 
 
 def links_of(events: Sequence[Event], targets: Collection[str]) -> list[tuple[str, list[str]]]:
@@ -131,12 +152,14 @@ class Changes:
         directories: Callable[[], set[str]],
         glob_bases: set[str],
         poll_interval: float,
+        batch_interval: float,
     ) -> None:
         self._followers = followers
         self._discover = discover
         self._directories = directories
         self._glob_bases = glob_bases
         self._poll_interval = poll_interval
+        self._batch_interval = batch_interval
         self._watcher: DirectoryWatcher | None = None
         self._renames: dict[int, str] = {}
 
@@ -145,7 +168,7 @@ class Changes:
         try:
             from logtail.watch import DirectoryWatcher  # not imported at all with --poll
 
-            self._watcher = DirectoryWatcher(self._on_events)
+            self._watcher = DirectoryWatcher(self._on_events, self._batch_interval)
         except (OSError, ImportError) as exc:  # no inotify, or no ctypes in a trimmed runtime
             logs.get().warning("inotify unavailable; polling instead", reason=str(exc))
             return False
@@ -176,7 +199,10 @@ class Changes:
         if moved_by:  # links_of finds links only for the targets of these renames
             for target, names in links_of(events, moved_by):
                 moved_by[target].linked(target, names)
-        woken, discover = wakes_for(events, self._followers)
+        written, woken, discover = wakes_for(events, self._followers)
+        for follower in written:
+            if not follower.appended():
+                follower.wake()
         for follower in woken:
             follower.wake()
         if discover:
@@ -198,18 +224,11 @@ class Changes:
                 last_full = time.monotonic()
             if full or (watcher is not None and not all(map(watcher.watching, self._glob_bases))):
                 self._discover()  # with inotify, new matches in watched directories arrive as events
-            for path, follower in list(self._followers.items()):
-                covered = watcher is not None and watcher.watching(follower.directory)
-                if not needs_look(
-                    covered=covered,
-                    full=full,
-                    has_rotated=follower.has_rotated,
-                    via_symlink=follower.via_symlink,
-                ):
-                    continue
+            watching = watcher.watching if watcher is not None else None
+            for follower in to_look(self._followers.values(), full=full, watching=watching):
                 signature = follower.signature()
-                if signatures.get(path) != signature:
-                    signatures[path] = signature
+                if signatures.get(follower.path) != signature:
+                    signatures[follower.path] = signature
                     follower.wake()
             if full:
                 for path in [p for p in signatures if p not in self._followers]:

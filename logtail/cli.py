@@ -125,6 +125,15 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     metavar="SECONDS",
     help="How often every file is checked (a safety net for inotify, or the only check with --poll).",
 )
+@click.option(
+    "--batch-interval",
+    type=click.FloatRange(min=0, max=1),
+    default=Config.batch_interval,
+    show_default=True,
+    metavar="SECONDS",
+    help="While files are written without pause, read them at most this often (less CPU per line, "
+    "up to this much later); a line after a quiet spell is read at once. 0: at every write.",
+)
 @click.option("--poll", is_flag=True, help="Do not use inotify (NFS and other network file systems).")
 @click.option(
     "--rotate-wait",

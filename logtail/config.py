@@ -67,6 +67,7 @@ class Config:
     max_line_bytes: int = 1024 * 1024
     poll_interval: float = 1.0
     poll_only: bool = False
+    batch_interval: float = 0.02  # watch.COALESCE: how long inotify events are merged while busy
     rotate_wait: float = 1.0
     # Numbered (app.log.1, RotatingFileHandler) and dated (app.log-20261125, dateext;
     # app.log.2026-11-25, TimedRotatingFileHandler) names only: a live sibling such as

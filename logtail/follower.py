@@ -21,14 +21,14 @@ from typing import Any
 from logtail import files, locate, logs, renames
 from logtail.config import FIRST_LINE, Config, StartAt
 from logtail.errors import StdoutClosed
-from logtail.generation import Generation, Snapshot
+from logtail.generation import INLINE_READ, Generation, Snapshot
 from logtail.identity import FileId, Registry
 from logtail.locate import Resume, Start
 from logtail.multiline import Grouper
 from logtail.output import Tally, record_renderer, renderer
 from logtail.renames import Renames
 from logtail.rotation import Change, classify, glob_member_ending, interpret, retire_delay
-from logtail.transfer import Printer, Stream
+from logtail.transfer import Printer, Stream, Writing
 
 # Read at most this much before looking at the path again and letting other files have a
 # turn: a writer faster than us must not hide a rotation or starve its neighbours.
@@ -101,11 +101,55 @@ class Follower:
         self._lingering: list[Snapshot] = []
         # Files read to their end and closed, newest last, as the checkpoint records them.
         self._done: deque[Snapshot] = deque(maxlen=DONE_MEMORY)
+        self._pumping = False  # the follower task is in pump(): only it may read now
+        # A block appended() printed that stdout did not take at once: pump() waits for it first.
+        self._unfinished: Writing | None = None
 
     # -- control, from the app and change detection -------------------------------------
 
     def wake(self) -> None:
         self._wake.set()
+
+    def appended(self) -> bool:
+        """Its file was written and nothing else happened at the path (inotify said so): print
+        the new lines now, from the event callback; False if the follower must look instead.
+
+        Most wake-ups of a sidecar are this one, and the follower task's turn (a look at the
+        path, the checks a rotation needs, futures for the write) costs several times what
+        reading a few lines costs. Only a file read from before, alone at its path and in
+        no special state, is read this way; the read itself notices a truncation.
+        """
+        if (
+            self.done
+            or self._pumping
+            or self._wake.is_set()
+            or self._unfinished is not None
+            or self._draining
+            or not self._config.follow
+            or self.missing
+            or self.via_symlink
+            or self._start is not None
+            or len(self._gens) != 1
+            or self._printer.cut
+        ):
+            return False
+        gen = self._gens[0]
+        if not gen.started or gen.grouper is not None or gen.cut_short:
+            return False
+        try:
+            data = gen.read_appended(INLINE_READ)
+        except OSError:
+            return False  # the follower's look says what is wrong
+        if data is None:
+            return False  # more than a few lines, or cut short
+        if data:
+            writing = self._printer.print_read(gen, self._stream, data)
+            if not writing.finish_now():
+                self._unfinished = writing  # to the stdout thread, or failed: pump() sees to it
+                self._wake.set()
+            elif self._printer.cut:
+                self._wake.set()  # the line --until waits for: pump() ends the run
+        return True
 
     def drain(self) -> None:
         """Read every generation to its current end, print it, then stop."""
@@ -154,7 +198,11 @@ class Follower:
             while not self.done:
                 await self._wake.wait()
                 self._wake.clear()
+                self._pumping = True
                 try:
+                    if (unfinished := self._unfinished) is not None:
+                        self._unfinished = None
+                        await unfinished.done()  # raises StdoutClosed if it could not be written
                     await self.pump()
                 except StdoutClosed:
                     raise
@@ -162,6 +210,8 @@ class Follower:
                     # A read failed (EIO on a network file system, a vanished mount): say so
                     # and try again at the next change instead of ending every other stream.
                     self._warn("cannot read file", self.path, reason=exc.strerror or str(exc))
+                finally:
+                    self._pumping = False
         finally:
             for timer in (self._timer, self._record_timer):
                 if timer is not None:

@@ -75,18 +75,14 @@ class Generation:
         unread = size_now - self.offset
         if unread <= INLINE_READ:
             # A few lines just written are in the page cache: reading them here takes
-            # microseconds, a hop to a worker thread would add latency to every line. The
-            # read starts a few bytes early, so the same call tells whether the bytes before
-            # the offset are still the ones read before. It asks for no more than is there:
-            # a buffer of the full chunk size would be allocated (and mapped) for every line.
+            # microseconds, a hop to a worker thread would add latency to every line.
             if not unread:
                 return b""
-            known = self.window[-OVERLAP:] if self.offset else b""
-            data = os.pread(self.fd, min(size, unread) + len(known), self.offset - len(known))
-            if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
+            data = self._read_inline(min(size, unread), self.window[-OVERLAP:] if self.offset else b"")
+            if data is None:
                 self.cut_short = True
                 return b""
-            return data[len(known) :]
+            return data
         if not self.intact():
             self.cut_short = True
             return b""
@@ -95,6 +91,35 @@ class Generation:
             self.cut_short = True  # truncated while the chunk was read: it may be new content, not ours
             return b""
         return data
+
+    def read_appended(self, limit: int) -> bytes | None:
+        """What was appended since the last read, if it is at most ``limit`` bytes and the file
+        was not cut short; None (nothing read) otherwise, for the follower to see to.
+
+        Only for a file read from already: the bytes before the offset are read again even
+        when nothing is new, so a truncation refilled up to the offset exactly shows too.
+        """
+        size_now = self.size()
+        unread = size_now - self.offset
+        if unread < 0 or unread > limit or not self.offset:
+            return None
+        self.seen_size = max(self.seen_size, size_now)
+        # The whole window, as a look at the path compares it (intact()): this read stands in
+        # for that look, and a file truncated and refilled to the same size with lines that
+        # differ only in their first bytes has the same last 32 bytes.
+        return self._read_inline(unread, self.window)
+
+    def _read_inline(self, size: int, known: bytes) -> bytes | None:
+        """The next ``size`` bytes, from the page cache, or None if the file was cut short.
+
+        The read starts ``len(known)`` bytes early, so the same call tells whether the bytes
+        before the offset are still ``known``. It asks for no more than is there: a buffer of
+        the full chunk size would be allocated (and mapped) for every line.
+        """
+        data = os.pread(self.fd, size + len(known), self.offset - len(known))
+        if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
+            return None
+        return data[len(known) :]
 
     def note_read(self, data: bytes) -> None:
         self.offset += len(data)

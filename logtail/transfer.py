@@ -19,7 +19,7 @@ CHUNKS_IN_FLIGHT = 8
 
 
 @dataclass(slots=True)
-class _Writing:
+class Writing:
     """A block on its way to stdout, and what counts as printed once it is there."""
 
     future: asyncio.Future[None]
@@ -34,6 +34,17 @@ class _Writing:
             await self.future
         finally:
             self.abandon()
+        self._record()
+
+    def finish_now(self) -> bool:
+        """If the block is written already (inline, and without error), record it now; say whether it was."""
+        if not self.future.done() or self.future.exception() is not None:
+            return False
+        self.abandon()
+        self._record()
+        return True
+
+    def _record(self) -> None:
         # Recorded right here, not in a callback: a callback runs later, and a snapshot
         # taken in between (the checkpoint at exit) would miss the last block.
         self.gen.printed = max(self.gen.printed, self.printed)
@@ -83,8 +94,8 @@ class Printer:
         matched ``--until``.
         """
         slots = self._slots
-        writing: _Writing | None = None
-        holding = False  # a slot taken for the chunk being read, not yet handed to a _Writing
+        writing: Writing | None = None
+        holding = False  # a slot taken for the chunk being read, not yet handed to a Writing
         try:
             while budget > 0 and not self.cut:
                 if target is not None and gen.offset >= target:
@@ -99,10 +110,8 @@ class Printer:
                 data = await gen.read(READ_SIZE)
                 if not data:
                     break
-                gen.note_read(data)
-                gen.last_data = time.monotonic()
                 budget -= len(data)
-                block = gen.framer.feed(data)
+                block = _take(gen, data)
                 del data  # held by this frame, it would outlive its slot while we wait for the next
                 if writing is not None:
                     previous, writing = writing, None
@@ -123,6 +132,15 @@ class Printer:
             await writing.done()
         return budget
 
+    def print_read(self, gen: Generation, stream: Stream, data: bytes) -> Writing:
+        """Print ``data``, just read from ``gen`` by its caller (a few lines appended), without
+        waiting: a small block is written at once; else ``done()`` of what is returned waits.
+
+        It takes no slot of the chunks in flight: the caller has at most one such block
+        unfinished at a time, so memory stays bounded however slow stdout is.
+        """
+        return self._submit(gen, stream, _take(gen, data))
+
     async def emit(self, gen: Generation, stream: Stream, block: bytes, end_record: bool = False) -> None:
         """Print ``block`` (whole lines of ``gen``) and wait until it is written; ``end_record``: the
         record pending (--multiline) goes out too, however it ends."""
@@ -135,7 +153,7 @@ class Printer:
         block: bytes,
         slot: asyncio.Semaphore | None = None,
         end_record: bool = False,
-    ) -> _Writing:
+    ) -> Writing:
         """Queue ``block`` for stdout; once written, everything up to here counts as printed.
 
         With --multiline the block's lines go through the generation's grouper: what goes
@@ -164,4 +182,11 @@ class Printer:
         if records is not None and records.groups and stream.records is not None:
             render = stream.records(records)
         future = self.stdout.submit(block, render, stream.tally)
-        return _Writing(future, gen, printed, self if block else None, slot, cut)
+        return Writing(future, gen, printed, self if block else None, slot, cut)
+
+
+def _take(gen: Generation, data: bytes) -> bytes:
+    """``data`` was read from ``gen`` at its offset: move past it; return the whole lines it completes."""
+    gen.note_read(data)
+    gen.last_data = time.monotonic()
+    return gen.framer.feed(data)

@@ -17,6 +17,7 @@ pathlib: 9 ms and 1 MiB).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import struct
@@ -70,24 +71,31 @@ WATCHED = (
 # it follows the directory to wherever it was moved (IN_MOVE_SELF) and is removed here: either
 # way the path is no longer watched, and watch() can add it again once it is back.
 _GONE = IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT
+# What ends a pause at once: everything but writes. A second inotify instance watches the same
+# directories for these only, and stays readable-registered while the first is left unread, so
+# a file created, renamed or deleted during a pause is looked at now, not at the pause's end: a
+# logger that deletes and recreates its file every 250 ms, read every 200 ms, had whole files
+# deleted before logtail ever opened them (a quarter of their lines lost, --batch-interval 0.2).
+STRUCTURE = WATCHED & ~IN_MODIFY
 
-# Pause between batches while a writer is busy, in seconds. While nothing reads the queue the
-# kernel merges an event into the last queued one when they are identical, so a writer's
-# hundreds of IN_MODIFY become one, and every batch wakes the followers once, not per line.
-# Measured on 2 shared cores, logtail following one file, a writer appending one line per
-# write(2) (CPU of the logtail process per second; delay from write to stdout, p50 / p99):
-#   pause       2,000 lines/s                10,000 lines/s
-#   asyncinotify 385 ms/s  0.2 / 1.0 ms      448 ms/s  0.3 / 7.4 ms
-#   none        250 ms/s   0.2 / 4.2 ms      337 ms/s  0.2 / 7.9 ms
-#   2 ms        101 ms/s   1.3 / 6.8 ms      122 ms/s  1.5 / 10.7 ms
-#   5 ms         73 ms/s   3.2 / 11.1 ms      89 ms/s  3.2 / 13.9 ms
-#   10 ms        41 ms/s   5.7 / 17.4 ms      57 ms/s  5.8 / 13.5 ms
-#   20 ms        23 ms/s  10.9 / 21.6 ms      34 ms/s  11.0 / 21.6 ms
-# 10 ms takes 44 % less CPU than 5 ms and keeps the p99 under load well inside the 30 ms
-# target; 20 ms halves the CPU again but leaves a slow read or a busy node under 10 ms of
-# margin. An isolated line is not delayed at all: the pause starts only once batches come
-# closer together than the pause (one line every 250 ms: p50 0.4 ms, asyncinotify 0.7 ms).
-COALESCE = 0.01
+# Pause between batches while a writer is busy, in seconds (--batch-interval; Config's default
+# must be this). While nothing reads the queue the kernel merges an event into the last queued
+# one when they are identical, so a writer's hundreds of IN_MODIFY become one, and every batch
+# wakes the followers once, not per line. What a wake-up costs is mostly the interpreter coming
+# back to a cold CPU, whatever it does then (a bare asyncio loop that reads the queue, one pread
+# and one write costs about 130 us a wake-up here, GNU tail 50 us), so the number of wake-ups is
+# what counts. Measured on 2 shared cores, logtail following one file (2026-12-03, with the
+# read of an append from the event callback), a writer appending one line per write(2), CPU of
+# the logtail process per second:
+#   pause    100 lines/s   1,000 lines/s   10,000 lines/s   delay p99 at 2,000 lines/s
+#   10 ms    31 ms/s       33 ms/s         67 ms/s          10.5 ms
+#   20 ms    20 ms/s       19 ms/s         42 ms/s          21 ms
+#   25 ms    14 ms/s       13 ms/s         27 ms/s          26.4 ms
+# (GNU tail -F: 5-8, 22-32, 150-175 ms/s.) 20 ms keeps the p99 under load 9 ms inside its 30 ms
+# target on a busy node; 25 ms would leave under 4. An isolated line is not delayed at all: the
+# pause starts only once batches come closer together than the pause (one line every 250 ms:
+# p50 0.4 ms).
+COALESCE = 0.02
 
 _HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then len bytes of name
 # One read takes the whole queue unless it holds more than this; a read that left less room
@@ -169,10 +177,14 @@ class DirectoryWatcher:
         self._libc = _Libc()
         # Raises OSError where inotify is unavailable or the per-user instance limit is reached.
         self._fd = _check(self._libc.init1(os.O_NONBLOCK | os.O_CLOEXEC), "inotify_init1")
+        # Its events are never parsed: it only says "something other than a write happened";
+        # the first instance has every event, in order, and is read then.
+        self._structure = _check(self._libc.init1(os.O_NONBLOCK | os.O_CLOEXEC), "inotify_init1")
         self._on_events = on_events
         self._coalesce = coalesce
         self._directories: dict[int, str] = {}  # watch descriptor -> the path it was added as
         self._watches: dict[str, int] = {}  # every watched path -> its watch descriptor
+        self._structure_watches: dict[int, int] = {}  # watch descriptor -> the same in _structure
         # Paths that are the same directory as an earlier watched one (a symlink, a bind mount):
         # the kernel gives them the same watch descriptor, so their events are copied to them.
         self._aliases: dict[str, list[str]] = {}
@@ -192,6 +204,9 @@ class DirectoryWatcher:
         if wd < 0:
             return False  # not there yet, or no watches left: the sweep covers it until it is
         self._watches[directory] = wd
+        # If this one fails (no watches left) pauses just end on their timer, as they would anyway.
+        if (other := self._libc.add_watch(self._structure, os.fsencode(directory), STRUCTURE)) >= 0:
+            self._structure_watches[wd] = other
         first = self._directories.setdefault(wd, directory)
         if first != directory:
             self._aliases.setdefault(first, []).append(directory)
@@ -205,6 +220,7 @@ class DirectoryWatcher:
         self._loop = asyncio.get_running_loop()
         self._failed = self._loop.create_future()
         self._listen()
+        self._loop.add_reader(self._structure, self._on_structure)
         try:
             await self._failed
         finally:
@@ -214,9 +230,11 @@ class DirectoryWatcher:
         self._stop_reading()
         if self._fd >= 0:
             os.close(self._fd)
-            self._fd = -1
+            os.close(self._structure)
+            self._fd = self._structure = -1
         self._directories.clear()
         self._watches.clear()
+        self._structure_watches.clear()
         self._aliases.clear()
 
     # -- reading ----------------------------------------------------------------------
@@ -230,12 +248,23 @@ class DirectoryWatcher:
         if self._pause is not None:
             self._pause.cancel()
             self._pause = None
+        if self._loop is not None and self._structure >= 0:
+            self._loop.remove_reader(self._structure)
         if self._listening and self._loop is not None:
             self._loop.remove_reader(self._fd)
             self._listening = False
 
     def _on_readable(self) -> None:
         self._deliver(paused=False)
+
+    def _on_structure(self) -> None:
+        """Something other than a write happened in a watched directory: a pause ends now."""
+        with contextlib.suppress(BlockingIOError):
+            while len(os.read(self._structure, _BUFFER)) > _BUFFER - _LONGEST_EVENT:
+                pass
+        if self._pause is not None:
+            self._pause.cancel()
+            self._end_pause()
 
     def _end_pause(self) -> None:
         self._pause = None
@@ -295,6 +324,8 @@ class DirectoryWatcher:
         if remove:
             # A moved directory's watch would go on reporting under the old path.
             self._libc.rm_watch(self._fd, wd)  # its IN_IGNORED then names no known watch
+        if (other := self._structure_watches.pop(wd, None)) is not None and remove:
+            self._libc.rm_watch(self._structure, other)
         del self._directories[wd]
         for path in (directory, *self._aliases.pop(directory, ())):
             del self._watches[path]

@@ -9,14 +9,23 @@ from typing import Any
 import pytest
 
 from logtail import discovery, locate
-from logtail.changes import needs_look, wakes_for
+from logtail.changes import to_look, wakes_for
 from logtail.checkpoint import Position
 from logtail.config import FIRST_LINE, StartAt, StreamSpec
 from logtail.identity import FileId
 from logtail.locate import Found, Step
 from logtail.renames import AT_PATH, insertion_point
 from logtail.rotation import Change, glob_member_ending, interpret
-from logtail.watch import IN_CREATE, IN_MODIFY, IN_MOVED_FROM, IN_MOVED_TO, IN_Q_OVERFLOW, Event
+from logtail.watch import (
+    IN_ATTRIB,
+    IN_CREATE,
+    IN_DELETE,
+    IN_MODIFY,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_Q_OVERFLOW,
+    Event,
+)
 
 # -- where to resume ------------------------------------------------------------------------------
 
@@ -199,13 +208,19 @@ def test_glob_member_ending(missing: bool, open_files: int, idle_for: float, end
     [
         (True, False, False, False, False),  # inotify covers it: only in a full sweep
         (True, True, False, False, True),
-        (False, False, False, False, True),  # --poll, or inotify unavailable for its directory
+        (False, False, False, False, True),  # inotify unavailable for its directory
+        (None, False, False, False, True),  # --poll
         (True, False, True, False, True),  # an old generation may have left the directory
         (True, False, False, True, True),  # writes to a symlink's target are seen elsewhere
     ],
 )
-def test_needs_look(covered: bool, full: bool, has_rotated: bool, via_symlink: bool, look: bool) -> None:
-    assert needs_look(covered=covered, full=full, has_rotated=has_rotated, via_symlink=via_symlink) is look
+def test_to_look(covered: bool | None, full: bool, has_rotated: bool, via_symlink: bool, look: bool) -> None:
+    follower = FakeFollower("/logs/app.log", "/logs", has_rotated=has_rotated, via_symlink=via_symlink)
+    idle = FakeFollower("/logs/idle.log", "/logs")
+    watching = None if covered is None else {"/logs": covered}.__getitem__
+    looked = to_look([follower, idle], full=full, watching=watching)
+    assert (follower in looked) is look
+    assert (idle in looked) is (full or not covered)
 
 
 # -- which followers an inotify batch wakes -------------------------------------------------------
@@ -227,28 +242,46 @@ class FakeFollower:
 
 
 def test_wakes_for() -> None:
-    """A write to a followed name wakes its follower once per batch; a write to another name wakes the
-    followers of that directory that still read a rotated-away file; a new name means discovery;
+    """A batch of nothing but writes to a followed name asks its follower to read on; anything else
+    about the name (a rename, a delete, a new file) wakes it to look; a write to another name wakes
+    the followers of that directory that still read a rotated-away file; a new name means discovery;
     an overflow wakes everyone."""
     app = FakeFollower("/logs/app.log", "/logs")
     rotated = FakeFollower("/logs/web.log", "/logs", has_rotated=True)
     other = FakeFollower("/other/app.log", "/other", has_rotated=True)
     followers = {f.path: f for f in (app, rotated, other)}
 
-    woken, discover = wakes_for([Event("/logs", "app.log", IN_MODIFY, 0)] * 50, followers)
-    assert woken == [app]
-    assert not discover
-    woken, discover = wakes_for([Event("/logs", "web.log.1", IN_MODIFY, 0)], followers)
-    assert woken == [rotated]
-    assert not discover
-    woken, discover = wakes_for(
+    written, woken, discover = wakes_for([Event("/logs", "app.log", IN_MODIFY, 0)] * 50, followers)
+    assert (written, woken, discover) == ([app], [], False)
+    written, woken, discover = wakes_for([Event("/logs", "web.log.1", IN_MODIFY, 0)], followers)
+    assert (written, woken, discover) == ([], [rotated], False)
+    # A write to the renamed file and a new file at the name, in either order with the writes: look.
+    for events in (
+        [Event("/logs", "app.log", IN_MODIFY, 0), Event("/logs", "app.log", IN_CREATE, 0)],
+        [Event("/logs", "app.log", IN_CREATE, 0), Event("/logs", "app.log", IN_MODIFY, 0)],
+        [Event("/logs", "app.log", IN_DELETE, 0), Event("/logs", "app.log", IN_MODIFY, 0)],
+        [Event("/logs", "app.log", IN_ATTRIB, 0)],
+    ):
+        written, woken, discover = wakes_for(events, followers)
+        assert written == [], events
+        assert app in woken, events
+    written, woken, discover = wakes_for(
         [Event("/logs", "app.log", IN_MOVED_FROM, 7), Event("/logs", "app.log.1", IN_MOVED_TO, 7)], followers
     )
+    assert written == []
     assert set(map(id, woken)) == {id(app), id(rotated)}
     assert discover
-    woken, discover = wakes_for([Event("/logs", "new.log", IN_CREATE, 0)], followers)
+    # A follower that reads a rotated-away file looks at every event of its directory.
+    written, woken, discover = wakes_for([Event("/logs", "web.log", IN_MODIFY, 0)], followers)
+    assert (written, woken) == ([rotated], [])
+    written, woken, discover = wakes_for(
+        [Event("/logs", "web.log", IN_MODIFY, 0), Event("/logs", "web.log.1", IN_MODIFY, 0)], followers
+    )
+    assert (written, woken) == ([], [rotated])
+    written, woken, discover = wakes_for([Event("/logs", "new.log", IN_CREATE, 0)], followers)
     assert discover
-    woken, discover = wakes_for([Event(None, None, IN_Q_OVERFLOW, 0)], followers)
+    written, woken, discover = wakes_for([Event(None, None, IN_Q_OVERFLOW, 0)], followers)
+    assert written == []
     assert len(woken) == 3
     assert discover
 

@@ -879,3 +879,32 @@ def test_write_error_on_stdout_ends_the_run_with_one_line(tmp_path: Path) -> Non
     assert_no_traceback(stderr)
     assert "cannot write to stdout (No space left on device)" in stderr
     assert "cannot read file" not in stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("interval", "batched"), [("0.4", True), ("0", False)])
+def test_batch_interval_holds_lines_of_a_busy_file_back_at_most_that_long(
+    tmp_path: Path, logtail: Any, interval: str, batched: bool
+) -> None:
+    """--batch-interval: lines that follow each other closely are read at the end of a pause of that
+    length (the writer is busy), a line after a quiet spell at once; 0 reads every write at once."""
+    path = tmp_path / "app.log"
+    path.write_bytes(b"line 0\n")
+    proc = logtail(path, "--batch-interval", interval)
+    proc.wait_for_lines(1)
+
+    def delay(n: int) -> float:
+        written = time.monotonic()
+        append(path, f"line {n}\n")
+        proc.wait_for_lines(n + 1)
+        return time.monotonic() - written
+
+    time.sleep(1.0)  # quiet
+    delays = [delay(n) for n in range(1, 7)]  # each line right after the one before arrived
+    assert delays[0] < 0.3, delays  # after a quiet spell: at once
+    if batched:
+        assert max(delays[2:]) >= 0.3, delays  # in a busy spell: at the end of the pause
+        assert max(delays) < 0.4 + 1.0, delays  # ... which is never much longer than asked for
+    else:
+        assert max(delays) < 0.3, delays
+    assert proc.lines == [f"line {n}" for n in range(7)]

@@ -325,19 +325,21 @@ def test_burst_is_coalesced(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(10)
 def test_first_event_after_quiet_is_not_held_back(tmp_path: Path) -> None:
-    """Events after a quiet spell are delivered at once; once they come faster than the pause, they wait."""
+    """Writes after a quiet spell are delivered at once; once they come faster than the pause, they wait."""
     directory = str(tmp_path)
     coalesce = 0.5
+    (tmp_path / "app.log").write_bytes(b"")
 
     async def body(rec: Recorder) -> None:
         rec.watcher.watch(directory)
         rec.start()
 
-        async def write_and_wait(name: str) -> tuple[float, float]:
+        async def write_and_wait(what: str) -> tuple[float, float]:
             count = len(rec.batches)
             written = time.monotonic()
-            (tmp_path / name).write_bytes(b"")
-            await rec.wait(lambda: len(rec.batches) > count, f"the batch with {name}")
+            with (tmp_path / "app.log").open("ab") as f:
+                f.write(what.encode() + b"\n")
+            await rec.wait(lambda: len(rec.batches) > count, f"the batch with {what}")
             return written, rec.batches[count][0]
 
         written, delivered = await write_and_wait("first")
@@ -350,6 +352,44 @@ def test_first_event_after_quiet_is_not_held_back(tmp_path: Path) -> None:
         assert second - written < coalesce / 3
         _, third = await write_and_wait("during-pause")
         assert third - second >= coalesce * 0.9
+
+    run(body, coalesce=coalesce)
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("change", ["create", "rename", "delete"])
+def test_anything_but_a_write_ends_a_pause_at_once(tmp_path: Path, change: str) -> None:
+    """A file created, renamed or deleted during a pause is delivered at once, with the writes before it
+    in order: a rotation is never left waiting for the pause's end."""
+    directory = str(tmp_path)
+    coalesce = 2.0
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+
+    async def body(rec: Recorder) -> None:
+        rec.watcher.watch(directory)
+        rec.start()
+        for n in range(2):  # two batches close together: the second starts a pause
+            count = len(rec.batches)
+            with log.open("ab") as f:
+                f.write(b"line\n")
+            await rec.wait(lambda: len(rec.batches) > count, f"write {n}")  # noqa: B023
+        count = len(rec.batches)
+        with log.open("ab") as f:
+            f.write(b"during the pause\n")
+        changed = time.monotonic()
+        if change == "create":
+            (tmp_path / "new.log").write_bytes(b"")
+        elif change == "rename":
+            log.rename(tmp_path / "app.log.1")
+        else:
+            log.unlink()
+        await rec.wait(lambda: len(rec.batches) > count, f"the batch with the {change}")
+        delivered, events = rec.batches[count]
+        assert delivered - changed < coalesce / 4
+        masks = [e.mask for e in events if e.name in ("app.log", "new.log")]
+        assert masks[0] & IN_MODIFY, events  # the write before it comes first
+        assert any(m & (IN_CREATE | IN_MOVED_FROM | IN_DELETE) for m in masks[1:]), events
 
     run(body, coalesce=coalesce)
 
@@ -412,3 +452,10 @@ def test_unavailable_inotify_raises_oserror(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(OSError, match="inotify_init1") as raised:
         DirectoryWatcher(lambda events: None)
     assert raised.value.errno == errno.EMFILE
+
+
+def test_batch_interval_default_is_the_measured_pause() -> None:
+    """--batch-interval's default is the pause whose measurements watch.py gives."""
+    from logtail.config import Config
+
+    assert Config.batch_interval == watch.COALESCE

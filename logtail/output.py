@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import json
 import os
 import queue
 import select
+import stat
 import threading
 from collections.abc import Callable, Iterable
 
@@ -92,6 +94,7 @@ class Stdout:
 
     def __init__(self, fd: int = 1) -> None:
         self._fd = fd
+        _widen_pipe(fd)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed: StdoutClosed | None = None
         self._queued = 0  # jobs handed to the thread and not finished; only the event loop counts
@@ -166,6 +169,23 @@ class Stdout:
             tally.lines += data.count(b"\n")
             tally.bytes += size
         return None
+
+
+# How much a pipe on stdout is asked to hold (Linux's default is 64 KiB, and 1 MiB is what an
+# unprivileged process may ask for by default, /proc/sys/fs/pipe-max-size). Catching up through a
+# 64 KiB pipe, every 256 KiB block waits for the reader four times; 2,000,000 lines of 100 bytes
+# into `cat` took 2.35 s at 64 KiB, 1.62 s at 256 KiB and 1.23 s at 1 MiB here (to /dev/null:
+# 1.2 s). The kernel keeps what is in the pipe either way; steady lines never fill it.
+PIPE_SIZE = 1024 * 1024
+
+
+def _widen_pipe(fd: int) -> None:
+    """Ask for a larger pipe buffer if ``fd`` is a pipe; where that is refused, keep what there is."""
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) < PIPE_SIZE:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # EPERM: over the user's pipe pages (pipe-user-pages-soft); EBADF: no stdout
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -908,3 +908,24 @@ def test_batch_interval_holds_lines_of_a_busy_file_back_at_most_that_long(
     else:
         assert max(delays) < 0.3, delays
     assert proc.lines == [f"line {n}" for n in range(7)]
+
+
+@pytest.mark.timeout(30)
+def test_a_pipe_on_stdout_is_widened_for_catching_up(tmp_path: Path, logtail: Any) -> None:
+    """stdout as a pipe (a container runtime's) is asked to hold 1 MiB, so a backlog is not written 64 KiB
+    at a time; a file on stdout is left as it is and gets every line."""
+    import fcntl
+
+    if int(Path("/proc/sys/fs/pipe-max-size").read_text()) < 1 << 20:
+        pytest.skip("this kernel allows less than 1 MiB per pipe")
+    path = tmp_path / "app.log"
+    path.write_text("one\n")
+    proc = logtail(path)
+    proc.wait_for_lines(1)
+    assert proc.proc.stdout is not None
+    assert fcntl.fcntl(proc.proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) >= 1 << 20
+    out = tmp_path / "out.txt"
+    with out.open("wb") as f:
+        done = run(["--no-follow", path], stdout=f)
+    assert done.returncode == 0, done.stderr
+    assert out.read_text() == "one\n"

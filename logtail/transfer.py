@@ -14,8 +14,12 @@ from logtail.generation import Generation
 from logtail.multiline import Records
 from logtail.output import Render, Stdout, Tally
 
-READ_SIZE = 256 * 1024
-CHUNKS_IN_FLIGHT = 8
+# A backlog moves in chunks this large, at most this many read and not yet written across all
+# files (what bounds memory when stdout is slower than the files grow). Every chunk costs a hop to
+# a reader thread and one to the writer thread: 2,000,000 lines of 100 bytes into `cat` took
+# 0.80 s in 256 KiB chunks (8 in flight) and 0.49-0.52 s in 1 MiB chunks (2 to 8 in flight alike).
+READ_SIZE = 1024 * 1024
+CHUNKS_IN_FLIGHT = 3
 
 
 @dataclass(slots=True)

@@ -51,6 +51,7 @@ LINE_BYTES = 8 + 1 + PADDING + 1
 RATE = 2500.0  # lines/s asked of the writer in the restart tests; >= 2,000 achieved is asserted
 INTERVAL = 1.0  # --checkpoint-interval in the restart tests (the default)
 MIB = 1024 * 1024
+PAGE = os.sysconf("SC_PAGE_SIZE")
 NEWLINE = b"\n"
 
 
@@ -182,10 +183,12 @@ def start_behind_held_pipe(logtail: Any, pipe: HeldPipe, *args: Any) -> Logtail:
 
 def wait_for_full_pipe(pipe: HeldPipe, proc: Logtail) -> None:
     """Wait until logtail has filled the pipe: from now on every write it makes blocks."""
+    # Full: less than a page left (a pipe holds whole pages, and writes that do not end on a page
+    # boundary leave the last one partly empty). logtail widens its stdout pipe to 1 MiB first.
     wait_until(
-        lambda: pipe.pending() >= pipe.capacity or proc.proc.poll() is not None,
+        lambda: pipe.pending() > pipe.capacity - PAGE or proc.proc.poll() is not None,
         15,
-        f"logtail to fill its stdout pipe (has {pipe.pending()} of {pipe.capacity} bytes)",
+        "logtail to fill its stdout pipe",
     )
     assert proc.proc.poll() is None, f"logtail exited {proc.proc.returncode}: {proc.stderr}"
 
@@ -703,7 +706,7 @@ def test_checkpoint_never_records_more_than_was_handed_to_stdout(
     """With a stalled stdout read slowly, every checkpoint's offset is a line boundary and never beyond what
     the test has read plus what sits in the pipe; after the drain it is the file's end."""
     path, ck = tmp_path / "app.log", tmp_path / "checkpoint.json"
-    content = block(range(10 * MIB // LINE_BYTES))
+    content = block(range(16 * MIB // LINE_BYTES))
     path.write_bytes(content)
     proc = start_behind_held_pipe(
         logtail, held_pipe, "--checkpoint", ck, "--checkpoint-interval", "0.1", path
@@ -725,9 +728,12 @@ def test_checkpoint_never_records_more_than_was_handed_to_stdout(
         return False
 
     check()  # stalled: logtail has read well past what it could print
-    for _ in range(5):  # a slow reader: 1 MiB, then nothing until the next checkpoint has moved on
+    # A slow reader: 2 MiB, then nothing until the next checkpoint has moved on. (A block counts as
+    # printed once all of it is in the pipe: with 1 MiB blocks and a full 1 MiB pipe, reading 1 MiB
+    # may leave the next block a few bytes short of done.)
+    for _ in range(5):
         before = max(seen)
-        target = held_pipe.received + MIB
+        target = held_pipe.received + 2 * MIB
         while held_pipe.received < target:
             held_pipe.read(target - held_pipe.received)
             check()

@@ -10,7 +10,7 @@ from bench.report import Row
 from bench.tools import Tool
 
 SAMPLE_S = 0.05
-# README: at most 8 chunks of 256 KiB in flight; slack for the allocator
+# README: at most 3 chunks of 1 MiB in flight; slack for the allocator
 BOUND_MIB = 4.0
 
 

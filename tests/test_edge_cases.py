@@ -89,7 +89,7 @@ def test_stalled_reader_with_rendered_output_still_obeys_the_drain_deadline(
     os.close(write_end)
     try:
         wait_until(lambda: read_position(proc.pid, log) is not None, 10, "logtail to open the file")
-        for _ in range(40):  # one line at a time, each read alone, until the pipe is full
+        for _ in range(1000):  # one line at a time, each read alone, until the (1 MiB) pipe is full
             append(log, line + "\n")
             size = log.stat().st_size
             try:

@@ -70,8 +70,9 @@ class Feeder(threading.Thread):
 
 @pytest.mark.timeout(60)
 @pytest.mark.xfail(
-    reason="issue 11 open: with s6-log rotating every ~16 ms, some runs (3 of 20 on 2026-12-02) still "
-    "miss one rotated file or read it after newer ones; before, every run lost about one file in 5",
+    reason="issue 11 open: with s6-log rotating every ~16 ms, 1 run of 60 on 2026-12-03 (since a rename "
+    "ends an inotify pause at once; 8-12 of 20 before) still missed one rotated file or read it after "
+    "newer ones",
     strict=False,
 )
 @pytest.mark.parametrize("run", range(RUNS))

@@ -193,6 +193,11 @@ class Follower:
                     continue  # its copy was queued before it: read that first
             next_has_data = any(g.size() > 0 for g in list(self._gens)[1:])
             target = gen.size() if final else None
+            if target is not None and target < gen.offset:
+                # A drain reads up to the end seen now, so its read stops before looking: a file
+                # cut short under the read offset is noticed here, or its copy (queued as a missed
+                # generation) would be read from its first byte, repeating what was printed.
+                gen.cut_short = True
             budget = await self._printer.read(gen, self._stream, budget, target)
             if gen.cut_short:
                 await self._truncated(gen)

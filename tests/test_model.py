@@ -130,6 +130,10 @@ REGRESSION_SEEDS = [
     #      renamed file (out of order); a file saved while empty is now placed by its mtime
     12,  # a truncation of app.log not seen before it was renamed away: the renamed file is read from
     #      the old offset, so the line written into it after the truncation is lost
+    169,  # copytruncate, then rename and SIGTERM before logtail looked: the drain's read stops at the
+    #       end seen (below the read offset) without noticing the truncation, and the copy, queued as
+    #       a missed generation (its mtime ties with the truncation), is read from its first byte
+    #       (A lines printed twice)
 ]
 
 

@@ -305,7 +305,12 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
     current = stat_regular(path)
     siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
     live = [position for position in saved if not position.done]
-    located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(live)]
+    # A copytruncate while down cuts the file at the path: the last saved generation (the one that
+    # was at the path), or the first (a file renamed away since may have been copied before that).
+    located = [
+        _locate(path, current, siblings, position, may_be_copied=i in (0, len(live) - 1))
+        for i, position in enumerate(live)
+    ]
     # A sibling that holds a saved generation's bytes just before its offset is a copy of what was
     # printed (copytruncate while logtail was down), not a generation written since: read from its
     # first byte it would repeat those lines. Where it stands for the saved file it is a step already.
@@ -319,12 +324,14 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
         )
         or any(where is not None and where.id == f.id for where in located)
     ]
-    done = [_locate(path, current, siblings, position, first=False) for position in saved if position.done]
+    done = [
+        _locate(path, current, siblings, position, may_be_copied=False) for position in saved if position.done
+    ]
     return plan_resume(current, siblings, live, located, [f for f in done if f is not None])
 
 
 def _locate(
-    path: str, current: Found | None, siblings: list[Found], saved: Saved, first: bool
+    path: str, current: Found | None, siblings: list[Found], saved: Saved, may_be_copied: bool
 ) -> Found | None:
     """Where the saved generation is now: by identity, confirmed by the bytes before its offset.
 
@@ -334,7 +341,9 @@ def _locate(
     the offset to confirm it, so it is only taken where a generation of this path can be: by
     name, and only while it still starts with the first bytes it had when saved. The first
     one may also have been copied and truncated while logtail was down: a copy that holds its
-    bytes (before the offset, or its first bytes at offset 0) stands for it.
+    bytes (before the offset, or its first bytes at offset 0) stands for it. So may the last one
+    (``may_be_copied`` says which): it was at the path when saved, whatever happened to the
+    older ones (deleted, their bytes gone), and a copytruncate cuts the file at the path.
     """
     by_name = [f for f in ([stat_regular(saved.name)] if saved.name else []) if f is not None]
     by_name += ([current] if current else []) + siblings
@@ -351,14 +360,14 @@ def _locate(
             return found
     if saved.offset == 0:
         # A copy starting with its first bytes stands for it, once it no longer starts so itself.
-        known = first and saved.head_len
+        known = may_be_copied and saved.head_len
         return next((f for f in by_name if f.id != saved.id and holds(f)), None) if known else None
     directories = {os.path.dirname(path)} | ({os.path.dirname(saved.name)} if saved.name else set())
     for directory in sorted(directories):
         for found in _by_inode(directory, saved.id):
             if holds(found):
                 return found
-    if first:
+    if may_be_copied:
         return next((f for f in by_name if f.id != saved.id and holds(f)), None)
     return None
 

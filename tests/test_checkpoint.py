@@ -282,6 +282,22 @@ def test_resume_after_copytruncate_finds_the_copy_by_content(tmp_path: Path) -> 
     assert plan(log, saved) == ([("app.log.1", 4), ("app.log", 0)], True)
 
 
+def test_resume_after_copytruncate_finds_the_copy_of_the_last_saved_generation(tmp_path: Path) -> None:
+    """Saved while a deleted file was still read and a new one was at the path; the new one was
+    copytruncated while down: its rest is read from the copy, not the copy again from its first
+    byte as a newer generation (model seed 192)."""
+    old = tmp_path / "old.log"
+    old.write_bytes(b"zero\n")
+    first = _position(old, 5)
+    old.unlink()  # gone: its bytes are nowhere
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    second = _position(log, 8)
+    (tmp_path / "app.log.1").write_bytes(b"one\ntwo\nthree\n")
+    log.write_bytes(b"")  # truncated in place
+    assert plan(log, first, second) == ([("app.log.1", 8), ("app.log", 0)], False)
+
+
 def test_reused_inode_with_other_content_is_not_mistaken_for_the_old_file(tmp_path: Path) -> None:
     """Same inode but different bytes before the offset: a new file, read from its start."""
     log = tmp_path / "app.log"

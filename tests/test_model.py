@@ -134,6 +134,9 @@ REGRESSION_SEEDS = [
     #       end seen (below the read offset) without noticing the truncation, and the copy, queued as
     #       a missed generation (its mtime ties with the truncation), is read from its first byte
     #       (A lines printed twice)
+    192,  # a deleted file and the new app.log saved, app.log copytruncated while down: only the first
+    #       saved generation could be found in a copy, so the copy was read again from its first byte
+    #       as a newer generation (A lines printed twice)
 ]
 
 

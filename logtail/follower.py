@@ -453,7 +453,9 @@ class Follower:
 
     async def _newer_generations(self, since_ns: int) -> list[Generation]:
         """Open the rotated generations written since ``since_ns`` that are not open yet, oldest first."""
-        known = {g.id for g in self._gens}
+        # A file this drain read to its end and closed (kept in the checkpoint, not retired: its
+        # writer may not have moved on) is one of ours, never a newer file or a copy of one.
+        known = {g.id for g in self._gens} | {at.id for at in self._lingering}
         opened: list[Generation] = []
         patterns = self._config.rotated_patterns
         for found in locate.newer_generations(self.path, patterns, since_ns, known, self._renames.names):

@@ -137,6 +137,9 @@ REGRESSION_SEEDS = [
     192,  # a deleted file and the new app.log saved, app.log copytruncated while down: only the first
     #       saved generation could be found in a copy, so the copy was read again from its first byte
     #       as a newer generation (A lines printed twice)
+    96,  # a renamed file resumed after SIGKILL, read to its end by the SIGTERM drain (kept, not
+    #      retired), then taken for a copy of the empty app.log queued before it was written and
+    #      truncated: read again from its first byte (A lines printed twice)
 ]
 
 

@@ -287,9 +287,18 @@ def plan_resume(
     since = max((position.mtime_ns for position in saved), default=0)
     exclude = {step.id for step in steps} | ({current.id} if current is not None else set())
     if current is not None and current.id in taken:
-        # The file at the path is one we know: nothing came after it.
+        # The file at the path is one we know: no generation came after it. But saved while empty,
+        # it may have been written and copytruncated while logtail was down: then only a copy made
+        # since holds what it had, and that copy comes before what it holds now.
         at = next(k for k, step in enumerate(steps) if step.id == current.id and not step.done)
-        steps[at:at] = [Step(f.path, f.id, 0) for f in floating]
+        empty_since = [
+            position.mtime_ns
+            for position, where in zip(saved, located, strict=True)
+            if where is not None and where.id == current.id and position.offset == 0 and not position.head_len
+        ]
+        copies = newer(siblings, empty_since[0], exclude | {f.id for f in floating}) if empty_since else []
+        ahead = sorted([*floating, *copies], key=lambda f: f.mtime_ns)
+        steps[at:at] = [Step(f.path, f.id, 0) for f in ahead]
         return steps, all_found
     later = sorted(
         [*floating, *newer(siblings, since, exclude | {f.id for f in floating})], key=lambda f: f.mtime_ns
@@ -324,6 +333,17 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
         )
         or any(where is not None and where.id == f.id for where in located)
     ]
+    head = _first_bytes(current.path, WINDOW) if current is not None else None
+    if current is not None and head is not None:
+        # A sibling that starts like the file at the path does now, and is no longer, is a copy of
+        # what it still holds (logrotate ``copy``, or a copytruncate caught before its truncate):
+        # read as well, its lines would be printed twice.
+        siblings = [
+            f
+            for f in siblings
+            if not (f.size <= current.size and _first_bytes(f.path, WINDOW) == head[: min(f.size, WINDOW)])
+            or any(where is not None and where.id == f.id for where in located)
+        ]
     done = [
         _locate(path, current, siblings, position, may_be_copied=False) for position in saved if position.done
     ]
@@ -370,6 +390,20 @@ def _locate(
     if may_be_copied:
         return next((f for f in by_name if f.id != saved.id and holds(f)), None)
     return None
+
+
+def _first_bytes(path: str, count: int) -> bytes | None:
+    """The first ``count`` bytes of the regular file at ``path`` (None if it cannot be read)."""
+    try:
+        fd, _ = files.open_regular(path, None)
+    except (OSError, files.Refused):
+        return None
+    try:
+        return os.pread(fd, count, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _by_inode(directory: str, file_id: FileId) -> list[Found]:

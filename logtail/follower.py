@@ -286,6 +286,18 @@ class Follower:
     def _queued_as(self, file_id: FileId) -> Generation | None:
         return next((g for g in self._gens if g.id == file_id), None)
 
+    def _queued_holding(self, gen: Generation, mark: int, known: bytes) -> Generation | None:
+        """A queued generation other than ``gen`` that holds ``known`` just before ``mark``: its copy."""
+        if not mark or not known:
+            return None
+        for other in self._gens:
+            if other is gen:
+                continue
+            with contextlib.suppress(OSError):
+                if other.size() >= mark and os.pread(other.fd, len(known), mark - len(known)) == known:
+                    return other
+        return None
+
     def _queue(self, gen: Generation, at: int | None = None) -> None:
         if at is None:
             self._gens.append(gen)
@@ -583,6 +595,11 @@ class Follower:
         mark, known = (gen.offset, gen.window) if gen.offset else (len(gen.head), gen.head)
         copy = locate.find_copy(self.path, self._config.rotated_patterns, mark, known, gen.id)
         opened = await self._open(copy) if copy else None
+        if opened is None and (held := self._queued_holding(gen, mark, known)) is not None:
+            # Queued already (found as a missed generation) and gone from its name since (gzipped,
+            # deleted): the copy is still read through the descriptor we hold.
+            with contextlib.suppress(OSError):
+                opened = os.dup(held.fd), os.fstat(held.fd)
         if opened is not None and (queued := self._queued_as(FileId.of(opened[1]))) is not None:
             # The copy is queued already, taken for a generation missed between two looks (it
             # appeared next to the file before the truncation was seen). Read from where this

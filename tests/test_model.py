@@ -140,6 +140,9 @@ REGRESSION_SEEDS = [
     96,  # a renamed file resumed after SIGKILL, read to its end by the SIGTERM drain (kept, not
     #      retired), then taken for a copy of the empty app.log queued before it was written and
     #      truncated: read again from its first byte (A lines printed twice)
+    199,  # copytruncate, delete and gzip of the copy before logtail looked: the copy, queued as a
+    #       missed generation, was no longer found by name when the truncation was seen, and was
+    #       read from its first byte (A lines printed twice)
 ]
 
 

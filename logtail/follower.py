@@ -21,7 +21,7 @@ from typing import Any
 from logtail import files, locate, logs, renames
 from logtail.config import FIRST_LINE, Config, StartAt
 from logtail.errors import StdoutClosed
-from logtail.generation import Generation, Snapshot
+from logtail.generation import Generation, Snapshot, agrees
 from logtail.identity import FileId, Registry
 from logtail.locate import Resume, Start
 from logtail.multiline import Grouper
@@ -577,9 +577,14 @@ class Follower:
             size_now = gen.size()
         except OSError:
             return []
+        # Another queued file's first bytes, as they were when it was queued, say which copies are
+        # its own: that file finds them when its turn comes (several files queued while one was read).
+        others = [g.head for g in self._gens if g is not gen and g.head]
         for copy in await self._newer_generations(since_ns):
-            if self._renames.is_former(copy.id) or (
-                copy.head and head_now.startswith(copy.head) and copy.size() <= size_now
+            if (
+                self._renames.is_former(copy.id)
+                or (copy.head and head_now.startswith(copy.head) and copy.size() <= size_now)
+                or (copy.head and any(agrees(copy.head, head) for head in others))
             ):
                 copy.close()
                 continue

@@ -83,7 +83,7 @@ class Generation:
                 return b""
             known = self.window[-OVERLAP:] if self.offset else b""
             data = os.pread(self.fd, min(size, unread) + len(known), self.offset - len(known))
-            if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
+            if not data.startswith(known) or (not self.offset and not agrees(data, self.head)):
                 self.cut_short = True
                 return b""
             return data[len(known) :]
@@ -177,6 +177,6 @@ class Snapshot:
     head: bytes = b""  # at offset 0: the first bytes, which say which content it is
 
 
-def _agrees(data: bytes, head: bytes) -> bool:
+def agrees(data: bytes, head: bytes) -> bool:
     """Whether a file's first bytes ``data`` agree with the ``head`` it had when it was queued."""
     return data[: len(head)] == head[: len(data)]

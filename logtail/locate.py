@@ -335,7 +335,7 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
     ]
     head = _first_bytes(current.path, WINDOW) if current is not None else None
     if current is not None and head is not None:
-        # A sibling that starts like the file at the path does now, and is no longer, is a copy of
+        # A sibling no longer than the file at the path that starts like it does now is a copy of
         # what it still holds (logrotate ``copy``, or a copytruncate caught before its truncate):
         # read as well, its lines would be printed twice.
         siblings = [

@@ -21,7 +21,7 @@ from typing import Any
 from logtail import files, locate, logs, renames
 from logtail.config import FIRST_LINE, Config, StartAt
 from logtail.errors import StdoutClosed
-from logtail.generation import INLINE_READ, Generation, Snapshot
+from logtail.generation import INLINE_READ, Generation, Snapshot, agrees
 from logtail.identity import FileId, Registry
 from logtail.locate import Resume, Start
 from logtail.multiline import Grouper
@@ -243,6 +243,11 @@ class Follower:
                     continue  # its copy was queued before it: read that first
             next_has_data = any(g.size() > 0 for g in list(self._gens)[1:])
             target = gen.size() if final else None
+            if target is not None and target < gen.offset:
+                # A drain reads up to the end seen now, so its read stops before looking: a file
+                # cut short under the read offset is noticed here, or its copy (queued as a missed
+                # generation) would be read from its first byte, repeating what was printed.
+                gen.cut_short = True
             budget = await self._printer.read(gen, self._stream, budget, target)
             if gen.cut_short:
                 await self._truncated(gen)
@@ -330,6 +335,18 @@ class Follower:
 
     def _queued_as(self, file_id: FileId) -> Generation | None:
         return next((g for g in self._gens if g.id == file_id), None)
+
+    def _queued_holding(self, gen: Generation, mark: int, known: bytes) -> Generation | None:
+        """A queued generation other than ``gen`` that holds ``known`` just before ``mark``: its copy."""
+        if not mark or not known:
+            return None
+        for other in self._gens:
+            if other is gen:
+                continue
+            with contextlib.suppress(OSError):
+                if other.size() >= mark and os.pread(other.fd, len(known), mark - len(known)) == known:
+                    return other
+        return None
 
     def _queue(self, gen: Generation, at: int | None = None) -> None:
         if at is None:
@@ -498,7 +515,9 @@ class Follower:
 
     async def _newer_generations(self, since_ns: int) -> list[Generation]:
         """Open the rotated generations written since ``since_ns`` that are not open yet, oldest first."""
-        known = {g.id for g in self._gens}
+        # A file this drain read to its end and closed (kept in the checkpoint, not retired: its
+        # writer may not have moved on) is one of ours, never a newer file or a copy of one.
+        known = {g.id for g in self._gens} | {at.id for at in self._lingering}
         opened: list[Generation] = []
         patterns = self._config.rotated_patterns
         for found in locate.newer_generations(self.path, patterns, since_ns, known, self._renames.names):
@@ -608,9 +627,14 @@ class Follower:
             size_now = gen.size()
         except OSError:
             return []
+        # Another queued file's first bytes, as they were when it was queued, say which copies are
+        # its own: that file finds them when its turn comes (several files queued while one was read).
+        others = [g.head for g in self._gens if g is not gen and g.head]
         for copy in await self._newer_generations(since_ns):
-            if self._renames.is_former(copy.id) or (
-                copy.head and head_now.startswith(copy.head) and copy.size() <= size_now
+            if (
+                self._renames.is_former(copy.id)
+                or (copy.head and head_now.startswith(copy.head) and copy.size() <= size_now)
+                or (copy.head and any(agrees(copy.head, head) for head in others))
             ):
                 copy.close()
                 continue
@@ -626,6 +650,11 @@ class Follower:
         mark, known = (gen.offset, gen.window) if gen.offset else (len(gen.head), gen.head)
         copy = locate.find_copy(self.path, self._config.rotated_patterns, mark, known, gen.id)
         opened = await self._open(copy) if copy else None
+        if opened is None and (held := self._queued_holding(gen, mark, known)) is not None:
+            # Queued already (found as a missed generation) and gone from its name since (gzipped,
+            # deleted): the copy is still read through the descriptor we hold.
+            with contextlib.suppress(OSError):
+                opened = os.dup(held.fd), os.fstat(held.fd)
         if opened is not None and (queued := self._queued_as(FileId.of(opened[1]))) is not None:
             # The copy is queued already, taken for a generation missed between two looks (it
             # appeared next to the file before the truncation was seen). Read from where this

@@ -117,7 +117,7 @@ class Generation:
         the full chunk size would be allocated (and mapped) for every line.
         """
         data = os.pread(self.fd, size + len(known), self.offset - len(known))
-        if not data.startswith(known) or (not self.offset and not _agrees(data, self.head)):
+        if not data.startswith(known) or (not self.offset and not agrees(data, self.head)):
             return None
         return data[len(known) :]
 
@@ -202,6 +202,6 @@ class Snapshot:
     head: bytes = b""  # at offset 0: the first bytes, which say which content it is
 
 
-def _agrees(data: bytes, head: bytes) -> bool:
+def agrees(data: bytes, head: bytes) -> bool:
     """Whether a file's first bytes ``data`` agree with the ``head`` it had when it was queued."""
     return data[: len(head)] == head[: len(data)]

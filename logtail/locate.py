@@ -287,9 +287,18 @@ def plan_resume(
     since = max((position.mtime_ns for position in saved), default=0)
     exclude = {step.id for step in steps} | ({current.id} if current is not None else set())
     if current is not None and current.id in taken:
-        # The file at the path is one we know: nothing came after it.
+        # The file at the path is one we know: no generation came after it. But saved while empty,
+        # it may have been written and copytruncated while logtail was down: then only a copy made
+        # since holds what it had, and that copy comes before what it holds now.
         at = next(k for k, step in enumerate(steps) if step.id == current.id and not step.done)
-        steps[at:at] = [Step(f.path, f.id, 0) for f in floating]
+        empty_since = [
+            position.mtime_ns
+            for position, where in zip(saved, located, strict=True)
+            if where is not None and where.id == current.id and position.offset == 0 and not position.head_len
+        ]
+        copies = newer(siblings, empty_since[0], exclude | {f.id for f in floating}) if empty_since else []
+        ahead = sorted([*floating, *copies], key=lambda f: f.mtime_ns)
+        steps[at:at] = [Step(f.path, f.id, 0) for f in ahead]
         return steps, all_found
     later = sorted(
         [*floating, *newer(siblings, since, exclude | {f.id for f in floating})], key=lambda f: f.mtime_ns
@@ -305,7 +314,12 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
     current = stat_regular(path)
     siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
     live = [position for position in saved if not position.done]
-    located = [_locate(path, current, siblings, position, first=i == 0) for i, position in enumerate(live)]
+    # A copytruncate while down cuts the file at the path: the last saved generation (the one that
+    # was at the path), or the first (a file renamed away since may have been copied before that).
+    located = [
+        _locate(path, current, siblings, position, may_be_copied=i in (0, len(live) - 1))
+        for i, position in enumerate(live)
+    ]
     # A sibling that holds a saved generation's bytes just before its offset is a copy of what was
     # printed (copytruncate while logtail was down), not a generation written since: read from its
     # first byte it would repeat those lines. Where it stands for the saved file it is a step already.
@@ -319,12 +333,25 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
         )
         or any(where is not None and where.id == f.id for where in located)
     ]
-    done = [_locate(path, current, siblings, position, first=False) for position in saved if position.done]
+    head = _first_bytes(current.path, WINDOW) if current is not None else None
+    if current is not None and head is not None:
+        # A sibling no longer than the file at the path that starts like it does now is a copy of
+        # what it still holds (logrotate ``copy``, or a copytruncate caught before its truncate):
+        # read as well, its lines would be printed twice.
+        siblings = [
+            f
+            for f in siblings
+            if not (f.size <= current.size and _first_bytes(f.path, WINDOW) == head[: min(f.size, WINDOW)])
+            or any(where is not None and where.id == f.id for where in located)
+        ]
+    done = [
+        _locate(path, current, siblings, position, may_be_copied=False) for position in saved if position.done
+    ]
     return plan_resume(current, siblings, live, located, [f for f in done if f is not None])
 
 
 def _locate(
-    path: str, current: Found | None, siblings: list[Found], saved: Saved, first: bool
+    path: str, current: Found | None, siblings: list[Found], saved: Saved, may_be_copied: bool
 ) -> Found | None:
     """Where the saved generation is now: by identity, confirmed by the bytes before its offset.
 
@@ -334,7 +361,9 @@ def _locate(
     the offset to confirm it, so it is only taken where a generation of this path can be: by
     name, and only while it still starts with the first bytes it had when saved. The first
     one may also have been copied and truncated while logtail was down: a copy that holds its
-    bytes (before the offset, or its first bytes at offset 0) stands for it.
+    bytes (before the offset, or its first bytes at offset 0) stands for it. So may the last one
+    (``may_be_copied`` says which): it was at the path when saved, whatever happened to the
+    older ones (deleted, their bytes gone), and a copytruncate cuts the file at the path.
     """
     by_name = [f for f in ([stat_regular(saved.name)] if saved.name else []) if f is not None]
     by_name += ([current] if current else []) + siblings
@@ -351,16 +380,30 @@ def _locate(
             return found
     if saved.offset == 0:
         # A copy starting with its first bytes stands for it, once it no longer starts so itself.
-        known = first and saved.head_len
+        known = may_be_copied and saved.head_len
         return next((f for f in by_name if f.id != saved.id and holds(f)), None) if known else None
     directories = {os.path.dirname(path)} | ({os.path.dirname(saved.name)} if saved.name else set())
     for directory in sorted(directories):
         for found in _by_inode(directory, saved.id):
             if holds(found):
                 return found
-    if first:
+    if may_be_copied:
         return next((f for f in by_name if f.id != saved.id and holds(f)), None)
     return None
+
+
+def _first_bytes(path: str, count: int) -> bytes | None:
+    """The first ``count`` bytes of the regular file at ``path`` (None if it cannot be read)."""
+    try:
+        fd, _ = files.open_regular(path, None)
+    except (OSError, files.Refused):
+        return None
+    try:
+        return os.pread(fd, count, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _by_inode(directory: str, file_id: FileId) -> list[Found]:

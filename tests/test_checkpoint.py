@@ -282,6 +282,22 @@ def test_resume_after_copytruncate_finds_the_copy_by_content(tmp_path: Path) -> 
     assert plan(log, saved) == ([("app.log.1", 4), ("app.log", 0)], True)
 
 
+def test_resume_after_copytruncate_finds_the_copy_of_the_last_saved_generation(tmp_path: Path) -> None:
+    """Saved while a deleted file was still read and a new one was at the path; the new one was
+    copytruncated while down: its rest is read from the copy, not the copy again from its first
+    byte as a newer generation (model seed 192)."""
+    old = tmp_path / "old.log"
+    old.write_bytes(b"zero\n")
+    first = _position(old, 5)
+    old.unlink()  # gone: its bytes are nowhere
+    log = tmp_path / "app.log"
+    log.write_bytes(b"one\ntwo\n")
+    second = _position(log, 8)
+    (tmp_path / "app.log.1").write_bytes(b"one\ntwo\nthree\n")
+    log.write_bytes(b"")  # truncated in place
+    assert plan(log, first, second) == ([("app.log.1", 8), ("app.log", 0)], False)
+
+
 def test_reused_inode_with_other_content_is_not_mistaken_for_the_old_file(tmp_path: Path) -> None:
     """Same inode but different bytes before the offset: a new file, read from its start."""
     log = tmp_path / "app.log"
@@ -340,3 +356,26 @@ def test_compressed_rotations_are_never_candidates(tmp_path: Path) -> None:
     (tmp_path / "app.log.1.gz").write_bytes(b"\x1f\x8b")
     (tmp_path / "app.log.1").write_bytes(b"y\n")
     assert locate.rotated_siblings(str(log), ("{path}.*",)) == [str(tmp_path / "app.log.1")]
+
+
+def test_resume_leaves_out_a_copy_of_what_the_file_at_the_path_still_holds(tmp_path: Path) -> None:
+    """Saved while empty, written, then copied (logrotate ``copy``, no truncate) while down: the copy
+    holds what the file still has, so only the file is read."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+    saved = _position(log, 0)
+    log.write_bytes(b"one\ntwo\n")
+    (tmp_path / "app.log.1").write_bytes(b"one\ntwo\n")
+    os.utime(tmp_path / "app.log.1", ns=(saved.mtime_ns + 1, saved.mtime_ns + 1))
+    assert plan(log, saved) == ([("app.log", 0)], True)
+
+
+def test_resume_reads_the_copy_of_a_file_saved_while_empty(tmp_path: Path) -> None:
+    """Saved while empty, written, then copytruncated and written again while down: the copy first."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+    saved = _position(log, 0)
+    (tmp_path / "app.log.1").write_bytes(b"one\ntwo\n")
+    os.utime(tmp_path / "app.log.1", ns=(saved.mtime_ns + 1, saved.mtime_ns + 1))
+    log.write_bytes(b"three\n")
+    assert plan(log, saved) == ([("app.log.1", 0), ("app.log", 0)], True)

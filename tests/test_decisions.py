@@ -373,3 +373,18 @@ def test_plan_resume_keeps_the_file_at_the_path_last_when_both_were_saved_empty(
         ("app.log.2", 0),
         ("app.log", 0),
     ]
+
+
+def test_plan_resume_reads_the_copy_of_the_file_at_the_path_saved_while_empty() -> None:
+    """The file at the path was saved while empty, then written and copytruncated while logtail was
+    down: the copy, made since, holds what it had and is read before it (model seed 161: the copy was
+    left out, its lines lost); a sibling older than the save is not."""
+    current = found("app.log", A, 9)
+    copy = found("app.log.7", B, 8)
+    older = found("app.log.5", C, 3)
+    planned, found_all = locate.plan_resume(current, [older, copy], [saved_at(A, 0, 5)], [current])
+    assert [(step.path.rsplit("/", 1)[1], step.offset) for step in planned] == [
+        ("app.log.7", 0),
+        ("app.log", 0),
+    ]
+    assert found_all

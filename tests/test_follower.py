@@ -53,7 +53,8 @@ class Run:
 async def following(tmp_path: Path, **options: object) -> AsyncIterator[Run]:
     log = tmp_path / "app.log"
     out = tmp_path / "stdout"
-    config = Config(streams=(StreamSpec(str(log), None),), rotate_wait=0.1, **options)  # type: ignore[arg-type]
+    options = {"rotate_wait": 0.1, **options}
+    config = Config(streams=(StreamSpec(str(log), None),), **options)  # type: ignore[arg-type]
     with open(out, "wb") as sink:
         shared = Shared(config, Printer(Stdout(sink.fileno()), None), Registry(), logs.Warnings())
         follower = Follower(str(log), "app", shared, None, glob_member=False, root=str(tmp_path))
@@ -173,3 +174,34 @@ async def test_drain_prints_everything_and_the_snapshot_is_the_end(tmp_path: Pat
         await run.expect(lines(1, 1000))
         (snapshot,) = run.follower.snapshot()
         assert snapshot.offset == log.stat().st_size
+
+
+@run_async
+async def test_a_copy_of_another_queued_file_is_not_taken_for_an_empty_ones_copy(tmp_path: Path) -> None:
+    """Files queued while an old one is still read: one empty (written to since, so it looks for a
+    copy of what it may have lost) and one with lines, copytruncated and renamed away. The copy
+    starts like the second one did when queued: it is that file's copy, printed once, in its place
+    (model seed 121: taken for the empty file's copy, then read again as the other's)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path, rotate_wait=1.0) as run:
+        await run.expect(lines(1, 2))
+        os.rename(log, tmp_path / "app.log.1")
+        write(log, "", "w")  # B: queued empty
+        run.follower.wake()
+        await asyncio.sleep(0.05)
+        queued_b = os.stat(log).st_mtime_ns
+        os.rename(log, tmp_path / "app.log.2")
+        write(log, text(10, 11), "w")  # C: queued with its first lines
+        run.follower.wake()
+        await asyncio.sleep(0.05)
+        second = 1_000_000_000
+        os.utime(tmp_path / "app.log.2", ns=(queued_b, queued_b + second // 2))  # B written since
+        shutil.copyfile(log, tmp_path / "app.log.3")  # C copytruncated...
+        os.utime(tmp_path / "app.log.3", ns=(queued_b, queued_b + second))
+        os.truncate(log, 0)
+        write(log, text(12, 12))
+        os.utime(log, ns=(queued_b, queued_b + 2 * second))
+        os.rename(log, tmp_path / "app.log.4")  # ... and renamed away before the next look
+        write(log, "", "w")
+        await run.expect([*lines(1, 2), *lines(10, 12)])

@@ -179,7 +179,10 @@ class DirectoryWatcher:
         self._fd = _check(self._libc.init1(os.O_NONBLOCK | os.O_CLOEXEC), "inotify_init1")
         # Its events are never parsed: it only says "something other than a write happened";
         # the first instance has every event, in order, and is read then.
-        self._structure = _check(self._libc.init1(os.O_NONBLOCK | os.O_CLOEXEC), "inotify_init1")
+        # Optional: the per-user limit on inotify instances (fs.inotify.max_user_instances, 128 by
+        # default) is shared by every sidecar of one uid on a node; without it pauses end on
+        # their timer only.
+        self._structure = self._libc.init1(os.O_NONBLOCK | os.O_CLOEXEC)
         self._on_events = on_events
         self._coalesce = coalesce
         self._directories: dict[int, str] = {}  # watch descriptor -> the path it was added as
@@ -205,7 +208,10 @@ class DirectoryWatcher:
             return False  # not there yet, or no watches left: the sweep covers it until it is
         self._watches[directory] = wd
         # If this one fails (no watches left) pauses just end on their timer, as they would anyway.
-        if (other := self._libc.add_watch(self._structure, os.fsencode(directory), STRUCTURE)) >= 0:
+        if (
+            self._structure >= 0
+            and (other := self._libc.add_watch(self._structure, os.fsencode(directory), STRUCTURE)) >= 0
+        ):
             self._structure_watches[wd] = other
         first = self._directories.setdefault(wd, directory)
         if first != directory:
@@ -220,7 +226,8 @@ class DirectoryWatcher:
         self._loop = asyncio.get_running_loop()
         self._failed = self._loop.create_future()
         self._listen()
-        self._loop.add_reader(self._structure, self._on_structure)
+        if self._structure >= 0:
+            self._loop.add_reader(self._structure, self._on_structure)
         try:
             await self._failed
         finally:
@@ -230,7 +237,8 @@ class DirectoryWatcher:
         self._stop_reading()
         if self._fd >= 0:
             os.close(self._fd)
-            os.close(self._structure)
+            if self._structure >= 0:
+                os.close(self._structure)
             self._fd = self._structure = -1
         self._directories.clear()
         self._watches.clear()

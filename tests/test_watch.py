@@ -459,3 +459,44 @@ def test_batch_interval_default_is_the_measured_pause() -> None:
     from logtail.config import Config
 
     assert Config.batch_interval == watch.COALESCE
+
+
+@pytest.mark.timeout(10)
+def test_without_a_second_instance_pauses_end_on_their_timer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the per-user limit of inotify instances leaves room for one, the watcher still works: every
+    event arrives, a rename during a pause at the pause's end."""
+    made: list[int] = []
+    real = watch._Libc.__init__
+
+    def limited(self: watch._Libc) -> None:
+        real(self)
+        init1 = self.init1
+
+        def init1_once(flags: int) -> int:
+            made.append(flags)
+            return init1(flags) if len(made) == 1 else -1  # EMFILE for the second
+
+        self.init1 = init1_once  # type: ignore[method-assign]
+
+    monkeypatch.setattr(watch._Libc, "__init__", limited)
+    directory = str(tmp_path)
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+
+    async def body(rec: Recorder) -> None:
+        rec.watcher.watch(directory)
+        rec.start()
+        for n in range(2):
+            count = len(rec.batches)
+            with log.open("ab") as f:
+                f.write(b"line\n")
+            await rec.wait(lambda: len(rec.batches) > count, f"write {n}")  # noqa: B023
+        count = len(rec.batches)
+        log.rename(tmp_path / "app.log.1")
+        await rec.wait(lambda: len(rec.batches) > count, "the batch with the rename")
+        assert any(e.mask & IN_MOVED_FROM for e in rec.batches[count][1])
+        assert len(made) == 2
+
+    run(body, coalesce=0.3)

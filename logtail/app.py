@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -71,6 +72,8 @@ class App:
             if config.checkpoint
             else None
         )
+        if self._schedule is not None:
+            self._shared = dataclasses.replace(self._shared, known=self._schedule.known)
         self._stop: asyncio.Future[Stop] | None = None
 
     def request_stop(self, stop: Stop) -> None:
@@ -90,6 +93,8 @@ class App:
         try:
             if self.config.checkpoint:
                 self._saved = checkpoint.load_or_warn(self.config.checkpoint)
+                if self._schedule is not None:
+                    self._schedule.loaded(self._saved)
             background.append(self._start(stops.when_stdout_closed(), "stdout"))
             background.append(self._start(self._signals.first(), "signals"))
             background.append(self._start(stops.when_matched(self._printer), "until"))

@@ -295,6 +295,32 @@ class Schedule:
         self._numbers = itertools.count()
         self._saved_number = -1
         self.new_file = new_file or asyncio.Event()  # set whenever a new file is opened for a path
+        self._durable: set[FileId] = set()  # the files the checkpoint on disk names
+        self._saving: asyncio.Task[None] | None = None
+
+    def loaded(self, saved: dict[str, Entry] | None) -> None:
+        """The checkpoint found at start is on disk: the files it names need no save before a read."""
+        self._durable = _ids(saved or {})
+
+    async def known(self, file_id: FileId) -> None:
+        """Return once the checkpoint on disk names ``file_id``.
+
+        A follower awaits this before its first read of a file: what it prints from there would
+        otherwise be the only trace of that file, and a SIGKILL before the next periodic save
+        would lose the file's later lines (a symlink's next target, a renamed generation) to a
+        restart that never heard of it. Callers at the same moment share one save.
+        """
+        while file_id not in self._durable:
+            if self._saving is None or self._saving.done():
+                self._saving = asyncio.create_task(self._save_now())
+            await asyncio.shield(self._saving)
+
+    async def _save_now(self) -> None:
+        await asyncio.sleep(0)  # followers woken together (at start, one batch of events) join in
+        positions = self._positions()
+        if not await asyncio.to_thread(self._save, next(self._numbers), positions):
+            # Not saved (a full disk, say): reading on beats stalling every stream on it.
+            self._durable |= _ids(positions)
 
     async def run_forever(self) -> None:
         last: dict[str, Entry] = {}
@@ -326,4 +352,9 @@ class Schedule:
             except OSError as exc:
                 logs.get().warning("could not save checkpoint", path=self._path, reason=str(exc))
                 return False
+            self._durable = _ids(positions)
             return True
+
+
+def _ids(entries: dict[str, Entry]) -> set[FileId]:
+    return {p.id for entry in entries.values() for p in entry if not p.done}

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,9 @@ class Shared:
     # With a checkpoint, an unterminated line waits for its newline across a restart
     # instead of going out early and then again whole.
     flush_partial_at_end: bool = True
+    # With a checkpoint: returns once the checkpoint on disk names a file (awaited before the first
+    # read of each file, so a SIGKILL can repeat lines but never forget a file it printed from).
+    known: Callable[[FileId], Awaitable[None]] | None = None
 
 
 class Follower:
@@ -241,6 +245,8 @@ class Follower:
                 gen.started = True
                 if await self._check_queued(gen):
                     continue  # its copy was queued before it: read that first
+                if self._shared.known is not None:
+                    await self._shared.known(gen.id)
             next_has_data = any(g.size() > 0 for g in list(self._gens)[1:])
             target = gen.size() if final else None
             if target is not None and target < gen.offset:

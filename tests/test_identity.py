@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Logtail, append, records, wait_until
+from support import Logtail, append, observe, records, wait_until
 from writers import LineWriter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(60)]
@@ -105,6 +105,45 @@ def test_new_file_is_in_the_checkpoint_soon_so_a_sigkill_before_the_interval_los
     second.wait_for_lines(5)
     assert second.stop() == 0
     assert second.lines == lines(6, 10), second.stderr
+
+
+def test_a_file_is_in_the_checkpoint_before_anything_is_printed_from_it(tmp_path: Path, logtail: Any) -> None:
+    """SIGKILL a few milliseconds after the first lines of a new symlink target were printed (model
+    seeds 24, 27): the checkpoint on disk already names that file, so after the restart its later
+    lines are printed (its first lines may be replayed), though the link has moved on again."""
+    link, ck = tmp_path / "current.log", tmp_path / "ck.json"
+    old, new, newest = tmp_path / "app-1.log", tmp_path / "app-2.log", tmp_path / "app-3.log"
+    append(old, text(1, 5))
+    link.symlink_to(old.name)
+    args = (
+        "--checkpoint",
+        ck,
+        "--checkpoint-interval",
+        "60",
+        "--rotate-wait",
+        "0.2",
+        "--poll-interval",
+        "0.05",
+    )
+    first = start(logtail, *args, link)
+    first.wait_for_lines(5)
+    wait_until(lambda: ck.exists(), 5, "the first checkpoint")
+    observe(0.3)  # app-1.log is quiet for longer than --rotate-wait: the switch is at once
+    append(new, text(6, 7))
+    tmp = tmp_path / "current.log.tmp"
+    tmp.symlink_to(new.name)
+    os.rename(tmp, link)
+    first.wait_for_lines(7)
+    first.proc.kill()  # within milliseconds of printing app-2.log's first lines
+    first.finish()
+    append(new, text(8, 9))
+    append(newest, text(10, 10))
+    link.unlink()
+    link.symlink_to(newest.name)
+    second = start(logtail, *args, link)
+    wait_until(lambda: lines(10, 10)[0] in second.lines, 10, "the newest target's line")
+    assert second.stop() == 0
+    assert second.lines in (lines(8, 10), lines(6, 10)), second.stderr
 
 
 def test_truncated_and_refilled_in_the_middle_of_a_catch_up(tmp_path: Path, logtail: Any) -> None:

@@ -30,8 +30,9 @@ with no file left is *destroyed*.
 
 - **Settle** points: the driver waits (with a deadline) until logtail has printed every required
   line written so far; a line written before a settle is *settled*: logtail has printed it.
-- **Start**: logtail counts as up once it has opened the files now at both paths and a checkpoint
-  exists (the driver waits for that): a reader killed before it ever looked cannot know more.
+- **Start**: logtail counts as up once it has opened the files now at both paths and saved a
+  checkpoint that names them (the driver waits for that; the previous run's checkpoint does not
+  count): a reader killed before it ever looked, or before it saved what it found, cannot know more.
 - **Seen** symlink targets: the first target, the target at each start, and the target at a
   settle when it holds a line. A target the link leaves before logtail was shown to open it (it
   pointed there only while logtail was stopped, down, or between two settles) is *unreachable*:
@@ -141,6 +142,9 @@ REGRESSION_SEEDS = [
     96,  # a renamed file resumed after SIGKILL, read to its end by the SIGTERM drain (kept, not
     #      retired), then taken for a copy of the empty app.log queued before it was written and
     #      truncated: read again from its first byte (A lines printed twice)
+    27,  # SIGKILL within milliseconds of a restart that had printed from a new symlink target: the
+    #      checkpoint did not name it yet, so its later lines were lost; a file is now in the
+    #      checkpoint before anything is printed from it (and the driver waits for this run's save)
     199,  # copytruncate, delete and gzip of the copy before logtail looked: the copy, queued as a
     #       missed generation, was no longer found by name when the truncation was seen, and was
     #       read from its first byte (A lines printed twice)
@@ -726,8 +730,9 @@ class Driver:
         self.failed_at: str | None = None
 
     def start(self) -> bool:
-        """Start logtail; wait until it has a checkpoint and has opened the files now at both paths
-        (a reader killed before it ever looked, or before its first checkpoint, cannot know more)."""
+        """Start logtail; wait until it has opened the files now at both paths and saved a checkpoint
+        that names them (a reader killed before it ever looked, or before it saved what it found,
+        cannot know more; the previous run's checkpoint does not count)."""
         self.proc = self.start_logtail(
             "--checkpoint",
             self.checkpoint,
@@ -743,11 +748,9 @@ class Driver:
         self.procs.append(self.proc)
         self.runs.append(Run([], "", self.after_kill))
         proc = self.proc.proc
-        wanted = {(st.st_dev, st.st_ino) for st in (os.stat(self.app), os.stat(self.link))}
+        wanted = {str(path): (os.stat(path).st_dev, os.stat(path).st_ino) for path in (self.app, self.link)}
         deadline = time.monotonic() + SETTLE_TIMEOUT
-        while not (
-            wanted <= open_files(proc.pid) and saved_paths(self.checkpoint) >= {str(self.app), str(self.link)}
-        ):
+        while not (set(wanted.values()) <= open_files(proc.pid) and knows(self.checkpoint, wanted)):
             if time.monotonic() > deadline or proc.poll() is not None:
                 self.failed_at = (
                     f"logtail run {len(self.runs) - 1} did not open both files and save a checkpoint within "
@@ -902,14 +905,24 @@ def open_files(pid: int) -> set[tuple[int, int]]:
     return found
 
 
-def saved_paths(checkpoint: Path) -> set[str]:
-    """The paths the checkpoint has a position for (empty while there is none)."""
+def knows(checkpoint: Path, wanted: dict[str, tuple[int, int]]) -> bool:
+    """Whether the checkpoint names, for every path in ``wanted``, the file (device, inode) now there:
+    a checkpoint saved by this run, not one the previous run left behind."""
     try:
         doc = json.loads(checkpoint.read_bytes())
     except (OSError, ValueError):
-        return set()
+        return False
     files = doc.get("files") if isinstance(doc, dict) else None
-    return set(files) if isinstance(files, dict) else set()
+    if not isinstance(files, dict):
+        return False
+    for path, file_id in wanted.items():
+        entry = files.get(path)
+        if not isinstance(entry, dict):
+            return False
+        positions = [entry, *entry.get("later", [])]  # a file read to its end ("done") is not followed
+        if file_id not in {(p.get("dev"), p.get("ino")) for p in positions if isinstance(p, dict)}:
+            return False
+    return True
 
 
 # -- the tests -----------------------------------------------------------------------------------
@@ -939,7 +952,6 @@ KNOWN_FAILING = {
     2: "a rename with the writer reopening while logtail is down, composed with copytruncate: lines "
     "of the renamed file are read again",
     6: "truncate and retarget composed with SIGKILL: a replay that is not the tail of what was printed",
-    24: "symlink retargeted while down, then SIGKILL: the old target's late lines are not found",
     57: "a file queued empty, filled, copytruncated and renamed before it was read: its copy is missed",
     5: "a partial line truncated, then lines written and copytruncated before logtail read them: the "
     "copy is sometimes not found (seen once in three runs of seeds 0-199 on 2026-12-03)",

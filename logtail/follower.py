@@ -609,6 +609,12 @@ class Follower:
         # ties with its last write (one clock tick): what they hold was written here first, before
         # the truncation that emptied it, so they move ahead of it (registered already).
         moved = self._queued_copies(gen, mtime)
+        if moved:
+            # Only the rename's inotify event tells such a copy from a generation renamed away after
+            # this one (created at the path once this one left it, last written in the same tick):
+            # an event still in flight (in the kernel's queue, or in a batch) is taken in first.
+            await asyncio.sleep(2 * self._config.batch_interval)
+            moved = self._queued_copies(gen, mtime)
         found = await self._copies_since(gen, gen.queued_ns)  # the queued ones are not found again
         gen.queued_ns = mtime  # what is found from here on was copied later
         for copy in moved:

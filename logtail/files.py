@@ -90,3 +90,38 @@ def _check_stays_inside(path: str, root: str, fd: int) -> None:
 def close_quietly(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
+
+
+# statx(2) (linux/stat.h): the mask bit for the birth time, and where struct statx keeps it.
+_STATX_BTIME = 0x800
+_AT_FDCWD = -100
+_STATX_SIZE = 256
+_STATX_INO_AT = 32  # __u64 stx_ino
+_STATX_BTIME_AT = 80  # struct statx_timestamp stx_btime: __s64 tv_sec, __u32 tv_nsec
+
+
+def birth_ns(path: str, ino: int) -> int | None:
+    """When the file at ``path`` (inode ``ino``) was created, in ns; None where that is not known.
+
+    An inode number is reused once its file is gone: a file born after a time some file with
+    its number was seen is another file. Python's ``os.stat`` has no birth time on Linux, so
+    this asks statx(2) through ctypes (imported here: only a resume needs it). None when the
+    C library has no statx, the file system keeps no birth time, or the file changed since.
+    """
+    import ctypes
+    import struct
+
+    try:
+        statx = ctypes.CDLL(None, use_errno=True).statx
+    except (OSError, AttributeError):
+        return None
+    statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    if statx(_AT_FDCWD, os.fsencode(path), 0, _STATX_BTIME, buf) != 0:
+        return None
+    (mask,) = struct.unpack_from("=I", buf, 0)
+    (found_ino,) = struct.unpack_from("=Q", buf, _STATX_INO_AT)
+    if not mask & _STATX_BTIME or found_ino != ino:
+        return None
+    seconds, nanoseconds = struct.unpack_from("=qI", buf, _STATX_BTIME_AT)
+    return int(seconds) * 1_000_000_000 + int(nanoseconds)

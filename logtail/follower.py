@@ -611,10 +611,27 @@ class Follower:
             return False
         if mtime == gen.queued_ns:
             return False  # not even written since it was queued
-        copies = await self._copies_since(gen, gen.queued_ns)
+        # Copies queued already as missed generations, behind this file only because their mtime
+        # ties with its last write (one clock tick): what they hold was written here first, before
+        # the truncation that emptied it, so they move ahead of it (registered already).
+        moved = self._queued_copies(gen, mtime)
+        if moved:
+            # Only the rename's inotify event tells such a copy from a generation renamed away after
+            # this one (created at the path once this one left it, last written in the same tick):
+            # an event still in flight (in the kernel's queue, or in a batch) is taken in first.
+            await asyncio.sleep(2 * self._config.batch_interval)
+            moved = self._queued_copies(gen, mtime)
+        found = await self._copies_since(gen, gen.queued_ns)  # the queued ones are not found again
         gen.queued_ns = mtime  # what is found from here on was copied later
+        for copy in moved:
+            self._gens.remove(copy)
+        # Oldest first; the sort is stable: within one tick, the order they were found in stands.
+        copies = sorted([*moved, *found], key=lambda copy: os.fstat(copy.fd).st_mtime_ns)
         for at, copy in enumerate(copies, start=self._gens.index(gen)):
-            self._queue(copy, at)
+            if copy in moved:
+                self._gens.insert(at, copy)
+            else:
+                self._queue(copy, at)
         if copies:
             self.stats.truncations += 1
             self._log.info("file truncated; reading what it held from its copy", path=self.path)
@@ -628,25 +645,59 @@ class Follower:
         reading it as well would print those lines twice.
         """
         copies = []
-        try:
-            head_now = gen.first_bytes()
-            size_now = gen.size()
-        except OSError:
-            return []
-        # Another queued file's first bytes, as they were when it was queued, say which copies are
-        # its own: that file finds them when its turn comes (several files queued while one was read).
-        others = [g.head for g in self._gens if g is not gen and g.head]
         for copy in await self._newer_generations(since_ns):
-            if (
-                self._renames.is_former(copy.id)
-                or (copy.head and head_now.startswith(copy.head) and copy.size() <= size_now)
-                or (copy.head and any(agrees(copy.head, head) for head in others))
-            ):
+            if not self._holds_lost(gen, copy):
                 copy.close()
                 continue
             copy.is_copy = True
             copies.append(copy)
         return copies
+
+    def _queued_copies(self, gen: Generation, mtime_ns: int) -> list[Generation]:
+        """Files queued behind ``gen`` (queued while empty, written since) that are copies of what
+        it held before it was truncated, oldest first; marked as copies.
+
+        Queued as missed generations, they went behind ``gen`` by modification time, and a copy
+        made within the clock tick of ``gen``'s last write ties with it. A copy cannot be newer
+        than the write that followed the truncation after it, so only those modified between
+        ``gen`` being queued and its last write qualify; the rest is what ``_copies_since`` asks.
+        """
+        try:
+            at_path: FileId | None = FileId.of(os.stat(self.path))
+        except OSError:
+            at_path = None
+        found = []
+        for other in list(self._gens)[self._gens.index(gen) + 1 :]:
+            if other.started or other.rank is not None or other.id == at_path:
+                continue
+            try:
+                copied_ns = os.fstat(other.fd).st_mtime_ns
+            except OSError:
+                continue
+            if gen.queued_ns <= copied_ns <= mtime_ns and self._holds_lost(gen, other):
+                other.is_copy = True
+                found.append(other)
+        return found
+
+    def _holds_lost(self, gen: Generation, copy: Generation) -> bool:
+        """Whether ``copy``, made since ``gen`` was queued, can hold bytes ``gen`` no longer has.
+
+        A file renamed away from the path is a former generation, not a copy; a copy that starts
+        like the file does now is a copy of what is still there (a copytruncate caught between
+        its copy and its truncate, or logrotate's ``copy``): reading it as well would print those
+        lines twice. Another queued file's first bytes, as they were when it was queued, say
+        which copies are its own: that file finds them when its turn comes.
+        """
+        try:
+            head_now = gen.first_bytes()
+            size_now = gen.size()
+            if copy.head and head_now.startswith(copy.head) and copy.size() <= size_now:
+                return False
+        except OSError:
+            return False
+        others = [g.head for g in self._gens if g is not gen and g is not copy and g.head]
+        theirs = bool(copy.head) and any(agrees(copy.head, head) for head in others)
+        return not (self._renames.is_former(copy.id) or theirs)
 
     async def _truncated(self, gen: Generation) -> None:
         """The file was cut short: finish what it held from its copy, if there is one."""

@@ -376,7 +376,7 @@ def _locate(
         return not saved.head_len or holds_window(f.path, saved.head_len, saved.head_sha, saved.head_len)
 
     for found in by_name:
-        if found.id == saved.id and holds(found):
+        if found.id == saved.id and holds(found) and not _reused(found, saved):
             return found
     if saved.offset == 0:
         # A copy starting with its first bytes stands for it, once it no longer starts so itself.
@@ -390,6 +390,22 @@ def _locate(
     if may_be_copied:
         return next((f for f in by_name if f.id != saved.id and holds(f)), None)
     return None
+
+
+def _reused(found: Found, saved: Saved) -> bool:
+    """Whether ``found``, with the saved generation's identity, is another file with its inode number.
+
+    A generation saved while empty (no offset, no first bytes) has no content to confirm it by:
+    gone (deleted, gzipped) while logtail was down, its inode number can be given to a file
+    created since, which is then taken for it and put where the saved one was (model seed 161:
+    a later generation read before an earlier one whose mtime it ties). A file is never born
+    after its own modification time as saved (short of a clock set back or ``touch -d``), so one
+    born after it is another file. Files with content to confirm them are not asked.
+    """
+    if saved.offset or saved.head_len:
+        return False
+    born = files.birth_ns(found.path, found.id.ino)
+    return born is not None and born > saved.mtime_ns
 
 
 def _first_bytes(path: str, count: int) -> bytes | None:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logtail import checkpoint, locate
+from logtail import checkpoint, files, locate
 from logtail.checkpoint import Position, Unusable
 from logtail.config import StartAt
 from logtail.errors import ConfigError
@@ -379,3 +379,30 @@ def test_resume_reads_the_copy_of_a_file_saved_while_empty(tmp_path: Path) -> No
     os.utime(tmp_path / "app.log.1", ns=(saved.mtime_ns + 1, saved.mtime_ns + 1))
     log.write_bytes(b"three\n")
     assert plan(log, saved) == ([("app.log.1", 0), ("app.log", 0)], True)
+
+
+def test_a_file_born_after_a_generation_saved_while_empty_is_not_taken_for_it(tmp_path: Path) -> None:
+    """Saved at the path while empty, then renamed away and gzipped while down: its inode number is
+    free, and a file created since (renamed away in its turn) can get it. Nothing printed of the
+    saved one confirms it by content, but the new file was born after the saved one's mtime, so
+    it is not the saved generation (taken for it, it was read before an older generation whose
+    mtime it ties: model seed 161, out of order)."""
+    log = tmp_path / "app.log"
+    log.write_bytes(b"")
+    saved = _position(log, 0)
+    os.utime(log, ns=(saved.mtime_ns, saved.mtime_ns))
+    log.unlink()  # renamed and gzipped while down: the inode number is free
+    (tmp_path / "app.log.3").write_bytes(b"one\n")  # the next generation, renamed away
+    reused = tmp_path / "app.log.4"
+    reused.write_bytes(b"two\n")  # the one after, renamed away too
+    if files.birth_ns(str(reused), reused.stat().st_ino) is None:
+        pytest.skip("no birth time on this file system")
+    tick = saved.mtime_ns + 1_000_000_000  # both last written within one clock tick
+    for name in ("app.log.3", "app.log.4"):
+        os.utime(tmp_path / name, ns=(tick, tick))
+    log.write_bytes(b"")
+    # The ext4 inode allocator cannot be made to reuse a number: the saved position says, as the
+    # checkpoint of a file with that number would, that it was app.log.4's, modified before it was born.
+    st = reused.stat()
+    saved = checkpoint.Position(**{**saved.__dict__, "dev": st.st_dev, "ino": st.st_ino})
+    assert plan(log, saved) == ([("app.log.3", 0), ("app.log.4", 0), ("app.log", 0)], False)

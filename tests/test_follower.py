@@ -205,3 +205,67 @@ async def test_a_copy_of_another_queued_file_is_not_taken_for_an_empty_ones_copy
         os.rename(log, tmp_path / "app.log.4")  # ... and renamed away before the next look
         write(log, "", "w")
         await run.expect([*lines(1, 2), *lines(10, 12)])
+
+
+@run_async
+async def test_a_queued_copy_whose_mtime_ties_is_read_before_the_file_it_was_copied_from(
+    tmp_path: Path,
+) -> None:
+    """A file queued while empty (an older one still read) is written, copytruncated, renamed away
+    with a late line and replaced before the next look. The copy, found as a missed generation, ties
+    in mtime with the renamed file's last write (one clock tick) and was queued behind it; what it
+    holds was written there before the truncation, so it is read first (model seed 57: the late
+    line printed before the copy's lines)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path, rotate_wait=1.0) as run:
+        await run.expect(lines(1, 2))
+        os.rename(log, tmp_path / "app.log.1")
+        run.follower.moved(str(tmp_path / "app.log.1"))
+        write(log, "", "w")  # queued empty, behind app.log.1 until that one has been quiet a while
+        run.follower.wake()
+        await asyncio.sleep(0.05)
+        write(log, text(3, 5))  # not read: app.log.1 is still read first
+        shutil.copyfile(log, tmp_path / "app.log.2")  # copytruncate...
+        os.truncate(log, 0)
+        os.rename(log, tmp_path / "app.log.3")  # ... then a rename, as logrotate with two rules would
+        run.follower.moved(str(tmp_path / "app.log.3"))
+        write(tmp_path / "app.log.3", text(6, 6))  # the writer's late line, before it reopens
+        write(log, "", "w")
+        last = os.stat(tmp_path / "app.log.3").st_mtime_ns
+        os.utime(tmp_path / "app.log.2", ns=(last, last))  # the copy made within the same tick
+        await run.expect(lines(1, 6))
+
+
+@run_async
+async def test_a_generation_renamed_away_after_a_file_queued_empty_is_not_taken_for_its_copy(
+    tmp_path: Path,
+) -> None:
+    """A file queued while empty is written and renamed away, and so is the next one, within one
+    clock tick and before the next look; the second rename's event arrives only as the first file
+    comes up. The second file, found as a missed generation, ties in mtime with the first: it is a
+    generation of its own, read after it, not a copy of what the first one lost (model seed 47,
+    with the tie taken for a copy: the second file's lines printed first)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path, rotate_wait=0.1) as run:
+        await run.expect(lines(1, 2))
+        os.rename(log, tmp_path / "app.log.1")
+        run.follower.moved(str(tmp_path / "app.log.1"))
+        write(log, "", "w")  # queued empty, behind app.log.1 while nothing is written to it
+        run.follower.wake()
+        await asyncio.sleep(0.05)
+        os.rename(log, tmp_path / "app.log.2")
+        run.follower.moved(str(tmp_path / "app.log.2"))
+        write(tmp_path / "app.log.2", text(3, 3))  # the writer's late line, before it reopens
+        write(log, text(4, 4), "w")
+        os.rename(log, tmp_path / "app.log.3")  # its event is late: reported only below
+        write(tmp_path / "app.log.3", text(5, 5))
+        write(log, "", "w")
+        last = os.stat(tmp_path / "app.log.2").st_mtime_ns
+        os.utime(tmp_path / "app.log.3", ns=(last, last))  # last written in the same tick
+        os.utime(tmp_path / "app.log.1", ns=(last - 10**9, last - 10**9))  # quiet long enough: retired
+        # The next look queues app.log.3 as a missed generation (its rename not reported yet), retires
+        # app.log.1 and brings app.log.2 up, all in one turn; the event arrives just after.
+        asyncio.get_running_loop().call_later(0.01, run.follower.moved, str(tmp_path / "app.log.3"))
+        await run.expect(lines(1, 5))

@@ -68,7 +68,9 @@ class Generation:
         never lets a chunk of new content through as if it followed the old.
         """
         size_now = self.size()
-        if size_now < self.offset:
+        if size_now < self.offset or (not self.offset and size_now < len(self.head)):
+            # Shorter than what was read, or, nothing read yet, than the first bytes it had
+            # when it was queued: emptied before we got to it (copytruncated), not just quiet.
             self.cut_short = True
             return b""
         self.seen_size = max(self.seen_size, size_now)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +20,7 @@ import pytest
 from logtail import logs
 from logtail.config import Config, StreamSpec
 from logtail.follower import Follower, Shared
-from logtail.identity import Registry
+from logtail.identity import FileId, Registry
 from logtail.output import Stdout
 from logtail.transfer import Printer
 
@@ -50,13 +50,17 @@ class Run:
 
 
 @asynccontextmanager
-async def following(tmp_path: Path, **options: object) -> AsyncIterator[Run]:
+async def following(
+    tmp_path: Path, known: Callable[[FileId], Awaitable[None]] | None = None, **options: object
+) -> AsyncIterator[Run]:
     log = tmp_path / "app.log"
     out = tmp_path / "stdout"
     options = {"rotate_wait": 0.1, **options}
     config = Config(streams=(StreamSpec(str(log), None),), **options)  # type: ignore[arg-type]
     with open(out, "wb") as sink:
-        shared = Shared(config, Printer(Stdout(sink.fileno()), None), Registry(), logs.Warnings())
+        shared = Shared(
+            config, Printer(Stdout(sink.fileno()), None), Registry(), logs.Warnings(), known=known
+        )
         follower = Follower(str(log), "app", shared, None, glob_member=False, root=str(tmp_path))
         task = asyncio.create_task(follower.run())
         try:
@@ -64,6 +68,21 @@ async def following(tmp_path: Path, **options: object) -> AsyncIterator[Run]:
         finally:
             follower.drain()
             await asyncio.wait_for(task, 5)
+
+
+async def holding(file_id: FileId, within: float = 5.0) -> None:
+    """Wait until this process (the follower) has the file ``file_id`` open; fail at the deadline."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if FileId.of(os.stat(f"/proc/self/fd/{fd}")) == file_id:
+                    return
+            except OSError:
+                continue
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the follower never opened {file_id}")
+        await asyncio.sleep(0.01)
 
 
 def write(path: Path, text: str, mode: str = "a") -> None:
@@ -268,4 +287,40 @@ async def test_a_generation_renamed_away_after_a_file_queued_empty_is_not_taken_
         # The next look queues app.log.3 as a missed generation (its rename not reported yet), retires
         # app.log.1 and brings app.log.2 up, all in one turn; the event arrives just after.
         asyncio.get_running_loop().call_later(0.01, run.follower.moved, str(tmp_path / "app.log.3"))
+        await run.expect(lines(1, 5))
+
+
+@run_async
+async def test_a_file_emptied_between_its_first_look_and_its_first_read_is_read_from_its_copy(
+    tmp_path: Path,
+) -> None:
+    """A file queued while empty is written; when it comes up, the look finds its lines, and before
+    the read (the checkpoint save that comes first, a throttled sidecar) it is copytruncated and
+    then deleted and re-created. Its first bytes, as the look found them, show it was emptied: its
+    lines are read from the copy (model seed 187: its lines were never printed, and the file sat
+    unread while the next one stayed empty)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    second: dict[str, FileId] = {}
+
+    async def rotate_before_the_read(file_id: FileId) -> None:
+        if file_id == second.get("id"):
+            second.clear()
+            written = os.stat(log).st_mtime_ns
+            shutil.copyfile(log, tmp_path / "app.log.1")  # copytruncate...
+            os.utime(tmp_path / "app.log.1", ns=(written, written))
+            os.truncate(log, 0)
+            tick = 4_000_000  # the truncation a clock tick after the copy's last write
+            os.utime(log, ns=(written + tick, written + tick))
+            os.unlink(log)  # ... then delete and re-create
+            write(log, "", "w")
+
+    async with following(tmp_path, known=rotate_before_the_read, rotate_wait=0.1) as run:
+        await run.expect(lines(1, 2))
+        os.unlink(log)
+        write(log, "", "w")  # queued empty behind the deleted file, until it is written
+        second["id"] = FileId.of(os.stat(log))
+        run.follower.wake()
+        await holding(second["id"])
+        write(log, text(3, 5))
         await run.expect(lines(1, 5))

@@ -74,7 +74,8 @@ seeds, stopping at the first failure::
     LOGTAIL_MODEL_SEEDS=0-499 python -m pytest tests/test_model.py -k model_seed --runxfail -x
 
 (``LOGTAIL_MODEL_SEEDS`` takes ranges and single seeds: ``0-99,250,300-310``; drop ``-x`` to count
-failures.) A seed takes 1-2 s (30 operations); a settle that times out adds 10 s. A failure
+failures; ``LOGTAIL_MODEL_DUMP=DIR`` writes each run's stdout and stderr of a failing seed under
+``DIR/SEED/``.) A seed takes 1-2 s (30 operations); a settle that times out adds 10 s. A failure
 prints the seed, the operations, and the missing, repeated and out-of-order line numbers with
 the operation and file each was written by and into.
 
@@ -990,6 +991,13 @@ def test_model_seed(tmp_path: Path, logtail: Any, seed: int) -> None:
     problems = verdict(driver.model, driver.runs)  # the operations done: all, unless a settle gave up
     if driver.failed_at:
         problems.insert(0, driver.failed_at)
+    if problems and (dump := os.environ.get("LOGTAIL_MODEL_DUMP")):
+        # The report shows only the tail of each run's stderr; a diagnosis needs all of it.
+        into = Path(dump) / str(seed)
+        into.mkdir(parents=True, exist_ok=True)
+        for index, run in enumerate(driver.runs):
+            (into / f"err{index}").write_text(run.stderr)
+            (into / f"out{index}").write_bytes(b"".join(run.raw))
     assert not problems, driver.report(problems)
 
 

@@ -19,8 +19,6 @@ from logtail.multiline import Grouper
 # Up to this much unread data is read on the event loop: a few lines just written are in
 # the page cache, and a hop to a worker thread would add latency to every line.
 INLINE_READ = 64 * 1024
-# How many bytes before the offset a small read takes again, to see they are still the same.
-OVERLAP = 32
 
 
 @dataclass(eq=False, slots=True)
@@ -80,7 +78,10 @@ class Generation:
             # microseconds, a hop to a worker thread would add latency to every line.
             if not unread:
                 return b""
-            data = self._read_inline(min(size, unread), self.window[-OVERLAP:] if self.offset else b"")
+            # The whole window is read again, not just its last bytes: log lines end alike
+            # (padding, a closing brace), and a file truncated and refilled past the offset
+            # with lines of the same length shows only in their first bytes.
+            data = self._read_inline(min(size, unread), self.window if self.offset else b"")
             if data is None:
                 self.cut_short = True
                 return b""

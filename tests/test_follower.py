@@ -324,3 +324,28 @@ async def test_a_file_emptied_between_its_first_look_and_its_first_read_is_read_
         await holding(second["id"])
         write(log, text(3, 5))
         await run.expect(lines(1, 5))
+
+
+@run_async
+async def test_a_file_truncated_and_refilled_with_lines_that_end_alike_is_read_from_its_first_byte(
+    tmp_path: Path,
+) -> None:
+    """Lines of one length that differ only in their first bytes (a sequence number, then padding):
+    the file is truncated and refilled past the read offset, then deleted and re-created before
+    the next look. The bytes before the offset end as they did; only the whole window shows the
+    new content, which is read from its first byte (model seed 163: the new lines before the old
+    offset were skipped)."""
+    log = tmp_path / "app.log"
+
+    def padded(first: int, last: int) -> str:
+        return "".join(f"{n:04d} {'x' * 40}\n" for n in range(first, last + 1))
+
+    write(log, padded(1, 5))
+    async with following(tmp_path) as run:
+        await run.expect(padded(1, 5).splitlines())
+        with open(log, "r+") as handle:
+            handle.truncate(0)
+            handle.write(padded(6, 20))  # refilled past the offset before logtail reads again
+        os.unlink(log)
+        write(log, "", "w")
+        await run.expect(padded(1, 20).splitlines())

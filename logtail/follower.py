@@ -623,11 +623,11 @@ class Follower:
             moved = self._queued_copies(gen, mtime)
         found = await self._copies_since(gen, gen.queued_ns)  # the queued ones are not found again
         gen.queued_ns = mtime  # what is found from here on was copied later
-        if not moved and not found:
-            # What it holds now identifies it from here on, as a file queued with lines is
-            # identified: emptied again before it is read, it is noticed (a copy is looked for).
-            with contextlib.suppress(OSError):
-                gen.head = gen.first_bytes()
+        # What it holds now identifies it from here on, as a file queued with lines is
+        # identified: emptied again before it is read (copytruncated again while the copies
+        # found now are read first), it is noticed, and a copy of that is looked for.
+        with contextlib.suppress(OSError):
+            gen.head = gen.first_bytes()
         for copy in moved:
             self._gens.remove(copy)
         # Oldest first; the sort is stable: within one tick, the order they were found in stands.

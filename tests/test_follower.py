@@ -39,6 +39,15 @@ class Run:
     def printed(self) -> list[str]:
         return self.out.read_text().splitlines()
 
+    async def until(self, condition: Callable[[], bool], within: float = 5.0) -> None:
+        """Wake the follower until ``condition()`` holds; fail at the deadline."""
+        deadline = asyncio.get_running_loop().time() + within
+        while not condition():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("the follower never got there")
+            self.follower.wake()
+            await asyncio.sleep(0.01)
+
     async def expect(self, lines: list[str], within: float = 5.0) -> None:
         """Wake the follower until exactly ``lines`` are printed; fail at the deadline."""
         deadline = asyncio.get_running_loop().time() + within
@@ -349,3 +358,41 @@ async def test_a_file_truncated_and_refilled_with_lines_that_end_alike_is_read_f
         os.unlink(log)
         write(log, "", "w")
         await run.expect(padded(1, 20).splitlines())
+
+
+@run_async
+async def test_a_file_emptied_again_while_the_copy_found_for_it_is_read_is_read_from_its_next_copy(
+    tmp_path: Path,
+) -> None:
+    """A file read to its end and truncated is written, copytruncated and written again before the
+    next look, which finds the copy and reads it first. While that copy is read, the file is
+    copytruncated again and the first half of a line written: what it held at the look is in the
+    second copy, and is read from there (model seed 113: the file, with no first bytes kept, was
+    taken for merely empty, its lines lost)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    first_copy: dict[str, FileId] = {}
+
+    async def copytruncate_while_the_copy_is_read(file_id: FileId) -> None:
+        if file_id == first_copy.get("id"):
+            first_copy.clear()
+            shutil.copyfile(log, tmp_path / "app.log.3")
+            os.truncate(log, 0)
+            write(log, "line ")  # the first half of the next line, read with the file's next read
+
+    async with following(tmp_path, known=copytruncate_while_the_copy_is_read) as run:
+        await run.expect(lines(1, 2))
+        os.truncate(log, 0)
+        await run.until(lambda: run.follower.stats.truncations == 1)  # read again from its first byte
+        emptied = os.stat(log).st_mtime_ns
+        write(log, text(3, 4))
+        shutil.copyfile(log, tmp_path / "app.log.2")
+        os.truncate(log, 0)
+        write(log, text(5, 6))
+        tick = 4_000_000  # one clock tick between each step and the next
+        os.utime(tmp_path / "app.log.2", ns=(emptied + tick, emptied + tick))
+        os.utime(log, ns=(emptied + 2 * tick, emptied + 2 * tick))
+        first_copy["id"] = FileId.of(os.stat(tmp_path / "app.log.2"))
+        await run.expect(lines(1, 6))
+        write(log, "7\n")
+        await run.expect(lines(1, 7))

@@ -242,8 +242,6 @@ class Follower:
             # only writes there after its last write here. Any of them, not just the next:
             # a rotation of an idle log leaves empty generations in between.
             if not gen.started:
-                if await self._renames_in_flight(gen):
-                    continue  # an older generation, just reported, goes first
                 gen.started = True
                 if await self._check_queued(gen):
                     continue  # its copy was queued before it: read that first
@@ -295,34 +293,6 @@ class Follower:
                 self.done = True
             elif ending is not None:
                 self._wake_in(ending)
-
-    async def _renames_in_flight(self, gen: Generation) -> bool:
-        """Before the first read of a file: rename events reported since the look are placed first,
-        and for a file found by a listing (a rotated name, a look by inode), not by the rename
-        event that took it from the path, events still in flight are waited for. True if that
-        queued an older generation before it.
-
-        A logger that rotates every few milliseconds renames files faster than their events are
-        taken in; a file renamed away earlier, under a name no --rotated pattern knows, is only
-        known from its event, and its modification time may tie with this one's (one clock tick).
-        """
-        # Events taken in since this turn's look (while a save or a write was awaited) first.
-        if unseen := self._renames.take_unseen():
-            await self._adopt_moved(unseen)
-            if self._gens[0] is not gen:
-                return True
-        if gen.renames_awaited or gen.rank is not None or self._renames.rank(gen.id, gen.name()) is not None:
-            return False
-        gen.renames_awaited = True
-        try:
-            if FileId.of(os.stat(self.path)) == gen.id:
-                return False  # the file written now, found by the look after every rotation: no wait there
-        except OSError:
-            pass
-        await asyncio.sleep(2 * self._config.batch_interval)  # as long as a batch of events can take
-        if unseen := self._renames.take_unseen():
-            await self._adopt_moved(unseen)
-        return self._gens[0] is not gen
 
     async def _flush_partial(self, gen: Generation) -> None:
         """The file is done with: its unterminated last line, and the record pending, go out."""

@@ -38,7 +38,6 @@ class Generation:
     seen_size: int = 0  # the file's size when last looked at: bytes up to it were known to exist
     queued_ns: int = 0  # its modification time when it was queued (nothing read yet)
     started: bool = False  # reading it has begun (checks made when a queued file comes up are done)
-    renames_awaited: bool = False  # found with no rename event of its own: events in flight were taken in
     cut_short: bool = False  # a read found it truncated under the read offset: the follower must see to it
     rank: int | None = None  # its place in the order of renames away from the path, once known
     grouper: Grouper | None = None  # --multiline: lines framed, not yet given out as a record

@@ -396,30 +396,3 @@ async def test_a_file_emptied_again_while_the_copy_found_for_it_is_read_is_read_
         await run.expect(lines(1, 6))
         write(log, "7\n")
         await run.expect(lines(1, 7))
-
-
-@run_async
-async def test_a_file_found_by_its_rotated_name_waits_for_rename_events_in_flight(tmp_path: Path) -> None:
-    """Three rotations before the next look, the middle one to a name no --rotated pattern knows
-    (a daemontools-style logger), its rename event still in flight at the look. The look finds the
-    third file by its rotated name; before it is read, the events in flight are taken in, and the
-    middle file, found by its event, is read first (the fast logger test: whole rotated files
-    printed after newer ones, one run in about eight)."""
-    log = tmp_path / "app.log"
-    write(log, text(1, 2))
-    async with following(tmp_path, rotate_wait=0.1) as run:
-        await run.expect(lines(1, 2))
-        os.rename(log, tmp_path / "app.log.1")
-        run.follower.moved(str(tmp_path / "app.log.1"))
-        write(log, text(3, 4), "w")
-        os.rename(log, tmp_path / "@b.s")
-        write(log, text(5, 6), "w")
-        os.rename(log, tmp_path / "app.log.2")
-        write(log, "", "w")
-        long_ago = os.stat(tmp_path / "app.log.1").st_mtime_ns - 10**9
-        os.utime(tmp_path / "app.log.1", ns=(long_ago, long_ago))  # quiet long enough: retired at once
-        loop = asyncio.get_running_loop()
-        loop.call_later(0.01, run.follower.moved, str(tmp_path / "@b.s"))  # reported just after the look
-        loop.call_later(0.011, run.follower.moved, str(tmp_path / "app.log.2"))
-        run.follower.wake()
-        await run.expect(lines(1, 6))

@@ -322,7 +322,7 @@ class Follower:
         """``gen`` is read to its end and the writer has moved on: print its last partial line, close it."""
         await self._flush_partial(gen)
         with contextlib.suppress(OSError):
-            self._shared.registry.retired(gen.id, gen.first_bytes())
+            self._shared.registry.retired(gen.id, *gen.first_content())
             self._remember_done(gen.snapshot())
         self._drop(gen)
 
@@ -551,7 +551,7 @@ class Follower:
             if step.done:
                 # Read to its end before the restart: known again, never read again.
                 with contextlib.suppress(OSError):
-                    self._shared.registry.retired(step.id, os.pread(fd, locate.WINDOW, 0))
+                    self._shared.registry.retired(step.id, *locate.first_content(fd))
                     self._remember_done(
                         Snapshot(
                             step.id,
@@ -689,22 +689,32 @@ class Follower:
         which copies are its own: that file finds them when its turn comes.
         """
         try:
-            head_now = gen.first_bytes()
+            # Where and how the content starts, past a leading hole of NULs: a writer without O_APPEND
+            # leaves one after each truncation, so every content of the file and every copy of one
+            # starts with NULs, and only the bytes past them tell which content a copy holds.
+            at_now, head_now = gen.first_content()
             size_now = gen.size()
-            if copy.head and head_now.startswith(copy.head) and copy.size() <= size_now:
+            starts_so = (at_now, head_now[: len(copy.head)]) == (copy.head_at, copy.head)
+            if copy.head and starts_so and copy.size() <= size_now:
                 return False
         except OSError:
             return False
-        others = [g.head for g in self._gens if g is not gen and g is not copy and g.head]
-        theirs = bool(copy.head) and any(agrees(copy.head, head) for head in others)
+        others = [g for g in self._gens if g is not gen and g is not copy and g.head]
+        theirs = bool(copy.head) and any(
+            g.head_at == copy.head_at and agrees(copy.head, g.head) for g in others
+        )
         return not (self._renames.is_former(copy.id) or theirs)
 
     async def _truncated(self, gen: Generation) -> None:
         """The file was cut short: finish what it held from its copy, if there is one."""
         self.stats.truncations += 1
-        # What identifies our content: the bytes before the read offset, or, if nothing was
-        # read yet, the first bytes as they were when this file was queued.
-        mark, known = (gen.offset, gen.window) if gen.offset else (len(gen.head), gen.head)
+        # What identifies our content: the bytes before the read offset, or, if nothing was read
+        # yet past a leading hole of NULs (all any content of the file may start with), the first
+        # bytes past it as they were when this file was queued, where they were.
+        if gen.offset > gen.head_at or not gen.head:
+            mark, known = gen.offset, gen.window
+        else:
+            mark, known = gen.head_at + len(gen.head), gen.head
         copy = locate.find_copy(self.path, self._config.rotated_patterns, mark, known, gen.id)
         opened = await self._open(copy) if copy else None
         if opened is None and (held := self._queued_holding(gen, mark, known)) is not None:

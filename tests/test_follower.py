@@ -269,3 +269,69 @@ async def test_a_generation_renamed_away_after_a_file_queued_empty_is_not_taken_
         # app.log.1 and brings app.log.2 up, all in one turn; the event arrives just after.
         asyncio.get_running_loop().call_later(0.01, run.follower.moved, str(tmp_path / "app.log.3"))
         await run.expect(lines(1, 5))
+
+
+def padded(n: int) -> bytes:
+    """A line long enough that a few of them fill more than the bytes kept to recognise a file."""
+    return f"line {n} {'x' * 40}\n".encode()
+
+
+def padded_lines(first: int, last: int) -> list[str]:
+    return [padded(n).decode().rstrip("\n") for n in range(first, last + 1)]
+
+
+@run_async
+async def test_a_queued_file_starting_with_a_nul_hole_is_told_from_its_next_truncation(
+    tmp_path: Path,
+) -> None:
+    """A writer without O_APPEND writes on at its old offset after a truncation: the file starts
+    with a hole of NUL bytes, and so does every later content after the next truncation. Queued
+    behind an older generation, such a file is copytruncated before its turn: its first bytes past
+    the hole tell the new content from the old, so the copy is read (model seed 104: the NULs alone
+    were taken as the file's first bytes, the truncation went unnoticed and the copy's lines were lost)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path, rotate_wait=1.0) as run:
+        await run.expect(lines(1, 2))
+        os.rename(log, tmp_path / "app.log.1")
+        write(tmp_path / "app.log.1", text(3, 3))  # a late line: app.log.1 is read a while yet
+        writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+        try:
+            os.write(writer, b"".join(padded(n) for n in range(10, 20)))
+            os.truncate(log, 0)
+            os.write(writer, padded(20))  # after a hole of 500 NUL bytes
+            await run.expect([*lines(1, 3)])  # app.log queued behind app.log.1, not read yet
+            shutil.copyfile(log, tmp_path / "app.log.2")  # copytruncate while it waits
+            os.truncate(log, 0)
+            os.write(writer, padded(21))  # after a hole of 550 NUL bytes
+        finally:
+            os.close(writer)
+        await run.expect([*lines(1, 3), *padded_lines(20, 21)])
+
+
+@run_async
+async def test_a_copy_of_a_file_starting_with_a_nul_hole_is_told_from_what_it_holds_now(
+    tmp_path: Path,
+) -> None:
+    """Copytruncated twice before the next look, by a writer without O_APPEND: the first copy is
+    the rest of what was read, the second holds the content in between. The file now starts with
+    a longer hole than that copy: they both start with NULs, but not with the same bytes past them,
+    so the second copy is read too (with the NULs taken as first bytes: its line was lost)."""
+    log = tmp_path / "app.log"
+    writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+    try:
+        os.write(writer, b"".join(padded(n) for n in range(1, 11)))
+        async with following(tmp_path) as run:
+            await run.expect(padded_lines(1, 10))
+            os.truncate(log, 0)
+            os.write(writer, padded(11))  # after a hole of 500 NUL bytes
+            await run.expect(padded_lines(1, 11))
+            shutil.copyfile(log, tmp_path / "app.log.1")  # the rest of what was read: nothing
+            os.truncate(log, 0)
+            os.write(writer, padded(12))  # after a hole of 550 NUL bytes
+            shutil.copyfile(log, tmp_path / "app.log.2")  # line 12, not read yet
+            os.truncate(log, 0)
+            os.write(writer, padded(13))  # after a hole of 600 NUL bytes
+            await run.expect(padded_lines(1, 13))
+    finally:
+        os.close(writer)

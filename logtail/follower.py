@@ -703,7 +703,8 @@ class Follower:
         theirs = bool(copy.head) and any(
             g.head_at == copy.head_at and agrees(copy.head, g.head) for g in others
         )
-        return not (self._renames.is_former(copy.id) or theirs)
+        born = files.birth_ns(f"/proc/self/fd/{copy.fd}", copy.id.ino)
+        return not (self._renames.is_former(copy.id, born) or theirs)
 
     async def _truncated(self, gen: Generation) -> None:
         """The file was cut short: finish what it held from its copy, if there is one."""

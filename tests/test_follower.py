@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from logtail import logs
+from logtail import files, logs
 from logtail.config import Config, StreamSpec
 from logtail.follower import Follower, Shared
-from logtail.identity import Registry
+from logtail.identity import FileId, Registry
 from logtail.output import Stdout
+from logtail.renames import Renames
 from logtail.transfer import Printer
 
 # Blocking file calls in these coroutines are the scripted changes themselves (local files, microseconds).
@@ -335,3 +336,22 @@ async def test_a_copy_of_a_file_starting_with_a_nul_hole_is_told_from_what_it_ho
             await run.expect(padded_lines(1, 13))
     finally:
         os.close(writer)
+
+
+def test_a_file_with_the_inode_number_of_a_renamed_one_but_born_later_is_no_former_generation(
+    tmp_path: Path,
+) -> None:
+    """A file renamed away from the path and then gzipped frees its inode number, which a copy made
+    later can get: born later, that copy is another file, not the former generation (model seed 104:
+    a copytruncate's copy taken for one and its lines lost)."""
+    renamed = tmp_path / "app.log.1"
+    write(renamed, text(1, 1))
+    file_id = FileId.of(os.stat(renamed))
+    born = files.birth_ns(str(renamed), file_id.ino)
+    if born is None:
+        pytest.skip("no birth times here")
+    moves = Renames()
+    moves.moved(str(renamed))
+    assert moves.is_former(file_id, born)
+    assert moves.is_former(file_id, None)  # nothing to tell them apart by: as before
+    assert not moves.is_former(file_id, born + 1)

@@ -242,6 +242,9 @@ class Follower:
             # only writes there after its last write here. Any of them, not just the next:
             # a rotation of an idle log leaves empty generations in between.
             if not gen.started:
+                if self._copy_of_queued(gen):
+                    self._drop(gen)  # not the rest of anything: that file reads it, or finds it then
+                    continue
                 gen.started = True
                 if await self._check_queued(gen):
                     continue  # its copy was queued before it: read that first
@@ -679,6 +682,22 @@ class Follower:
                 found.append(other)
         return found
 
+    def _copy_of_queued(self, copy: Generation) -> bool:
+        """Whether ``copy``, taken for a copy of what a file lost while it was still being written
+        (empty when found: the copy's first bytes said nothing yet), turns out to start like another
+        queued file did when it was queued: a copy of that file's content, which that file reads
+        itself, or finds from its first bytes once they are gone (model seed 104: a copytruncate
+        caught between cp's create and its write, read as the content in between, then again)."""
+        if not copy.is_copy or copy.head:
+            return False
+        try:
+            at, head = copy.first_content()
+        except OSError:
+            return False
+        return bool(head) and any(
+            g is not copy and g.head and g.head_at == at and agrees(head, g.head) for g in self._gens
+        )
+
     def _holds_lost(self, gen: Generation, copy: Generation) -> bool:
         """Whether ``copy``, made since ``gen`` was queued, can hold bytes ``gen`` no longer has.
 
@@ -723,7 +742,18 @@ class Follower:
             # deleted): the copy is still read through the descriptor we hold.
             with contextlib.suppress(OSError):
                 opened = os.dup(held.fd), os.fstat(held.fd)
-        if opened is not None and (queued := self._queued_as(FileId.of(opened[1]))) is not None:
+        queued = self._queued_as(FileId.of(opened[1])) if opened is not None else None
+        registry = self._shared.registry
+        if opened is not None and queued is None and copy and registry.was_read(FileId.of(opened[1]), copy):
+            # Read to its end and closed already: queued as the content this file held between two
+            # truncations (found as a missed generation while this one still held it, or as the
+            # rest of an earlier one), it holds nothing more; from this offset it would repeat lines.
+            os.close(opened[0])
+            gen.rewind(self._config.max_line_bytes)
+            gen.grouper = self._grouper()
+            gen.started = True
+            return
+        if opened is not None and queued is not None:
             # The copy is queued already, taken for a generation missed between two looks (it
             # appeared next to the file before the truncation was seen). Read from where this
             # file stopped, it is that rest: the copy from its first byte would repeat lines.

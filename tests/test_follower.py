@@ -20,6 +20,7 @@ import pytest
 from logtail import files, logs
 from logtail.config import Config, StreamSpec
 from logtail.follower import Follower, Shared
+from logtail.generation import Generation
 from logtail.identity import FileId, Registry
 from logtail.output import Stdout
 from logtail.renames import Renames
@@ -355,3 +356,48 @@ def test_a_file_with_the_inode_number_of_a_renamed_one_but_born_later_is_no_form
     assert moves.is_former(file_id, born)
     assert moves.is_former(file_id, None)  # nothing to tell them apart by: as before
     assert not moves.is_former(file_id, born + 1)
+
+
+@run_async
+async def test_a_copy_found_before_cp_wrote_it_is_not_read_as_well_as_the_file_it_copies(
+    tmp_path: Path,
+) -> None:
+    """A truncation is seen while the next copytruncate is under way: its copy (app.log.2) exists
+    but cp has not written it yet, so its first bytes say nothing when it is found and it is queued
+    as the content in between. When its turn comes it starts like the file did when it started
+    again: it is a copy of what that file still reads itself, not read twice (model seed 104)."""
+    log = tmp_path / "app.log"
+    caught = tmp_path / "app.log.2"
+    writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+    open_at = Generation.open_at.__func__  # type: ignore[attr-defined]
+
+    def open_then_cp_writes(cls: type[Generation], fd: int, *args: object) -> Generation:
+        gen = open_at(cls, fd, *args)
+        if caught.exists() and os.fstat(fd).st_ino == os.stat(caught).st_ino and not os.fstat(fd).st_size:
+            shutil.copyfile(log, caught)  # cp writes the copy only now, after it was looked at
+        return gen
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Generation, "open_at", classmethod(open_then_cp_writes))
+        await _copytruncates_with_a_copy_caught_empty(log, caught, writer)
+
+
+async def _copytruncates_with_a_copy_caught_empty(log: Path, caught: Path, writer: int) -> None:
+    tmp_path = log.parent
+    try:
+        os.write(writer, b"".join(padded(n) for n in range(1, 11)))
+        async with following(tmp_path) as run:
+            await run.expect(padded_lines(1, 10))
+            os.truncate(log, 0)
+            os.write(writer, padded(11))
+            await run.expect(padded_lines(1, 11))
+            shutil.copyfile(log, tmp_path / "app.log.1")  # copytruncate: the rest, nothing unread
+            os.truncate(log, 0)
+            os.write(writer, padded(12))
+            write(caught, "", "w")  # the next copytruncate's cp has created its copy
+            await run.expect(padded_lines(1, 12))
+            os.truncate(log, 0)  # ... and truncates
+            os.write(writer, padded(13))
+            await run.expect(padded_lines(1, 13))
+    finally:
+        os.close(writer)

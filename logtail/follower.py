@@ -728,6 +728,10 @@ class Follower:
     async def _truncated(self, gen: Generation) -> None:
         """The file was cut short: finish what it held from its copy, if there is one."""
         self.stats.truncations += 1
+        try:
+            seen_ns: int | None = os.fstat(gen.fd).st_mtime_ns  # as it was when the truncation was seen
+        except OSError:
+            seen_ns = None
         # What identifies our content: the bytes before the read offset, or, if nothing was read
         # yet past a leading hole of NULs (all any content of the file may start with), the first
         # bytes past it as they were when this file was queued, where they were.
@@ -792,6 +796,36 @@ class Follower:
         gen.rewind(self._config.max_line_bytes)
         gen.grouper = self._grouper()
         gen.started = True
+        if opened is None and seen_ns is not None:
+            await self._copied_meanwhile(gen, seen_ns)
+
+    async def _copied_meanwhile(self, gen: Generation, seen_ns: int) -> None:
+        """Copies of what ``gen`` held after the truncation just seen, made before it started again
+        (rewind takes its first bytes as they are then): read first, or their lines are lost.
+
+        Between the look that saw the truncation and the rewind, logtail can be held up (SIGSTOP,
+        a loaded machine) while the writer writes on and the file is copytruncated again (model
+        seed 104: a copy of lines written while logtail was stopped). Only copies modified after
+        ``seen_ns`` (strictly: one tied with it may be the copy the truncation itself made, of
+        what was printed) that do not start like the file does now qualify, nor like it did at
+        the rewind: that content is its own, read from it or, once gone, found from its head.
+        """
+        found = []
+        for copy in await self._copies_since(gen, seen_ns):
+            try:
+                newer = os.fstat(copy.fd).st_mtime_ns > seen_ns
+            except OSError:
+                newer = False
+            own = bool(gen.head) and copy.head_at == gen.head_at and agrees(copy.head, gen.head)
+            if newer and not own:
+                found.append(copy)
+            else:
+                copy.close()
+        for at, copy in enumerate(found, start=self._gens.index(gen)):
+            self._queue(copy, at)
+        if found:
+            self.stats.truncations += 1
+            self._log.info("file truncated; reading what it held from its copy", path=self.path)
 
     def _wake_in(self, delay: float) -> None:
         if self._timer:

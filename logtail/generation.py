@@ -144,8 +144,10 @@ class Generation:
         self.offset = self.printed = self.seen_size = 0
         self.window = b""
         self.cut_short = False
+        # Copies made before this are not its own. Taken before the first bytes, never after: a
+        # copy made in between, of content written before them, is not older than this then.
+        self.queued_ns = os.fstat(self.fd).st_mtime_ns
         self.head_at, self.head = locate.first_content(self.fd)
-        self.queued_ns = os.fstat(self.fd).st_mtime_ns  # copies made before this are not its own
 
     def intact(self) -> bool:
         """Whether the bytes that identify what was (or will be) read here are still in place."""

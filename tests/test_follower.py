@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from logtail import files, logs
+from logtail import files, locate, logs
 from logtail.config import Config, StreamSpec
 from logtail.follower import Follower, Shared
 from logtail.generation import Generation
@@ -399,5 +400,38 @@ async def _copytruncates_with_a_copy_caught_empty(log: Path, caught: Path, write
             os.truncate(log, 0)  # ... and truncates
             os.write(writer, padded(13))
             await run.expect(padded_lines(1, 13))
+    finally:
+        os.close(writer)
+
+
+@run_async
+async def test_copytruncated_again_while_the_follower_is_held_up_in_a_truncation(tmp_path: Path) -> None:
+    """The follower sees a truncation and is held up (SIGSTOP, a loaded machine) before it starts
+    the file again: meanwhile the writer writes on and the file is copytruncated once more. The copy
+    holds what the file had after the truncation seen, and it is read before the file (model seed
+    104: the file's first bytes taken only after that, the copy was not looked for, its line lost)."""
+    log = tmp_path / "app.log"
+    writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+    find_copy = locate.find_copy
+    held_up = []
+
+    def held_up_in_the_truncation(*args: object, **kwargs: object) -> str | None:
+        if not held_up:
+            held_up.append(True)
+            time.sleep(0.02)  # the follower stopped: time goes by for the others
+            os.write(writer, padded(11))
+            shutil.copyfile(log, tmp_path / "app.log.1")
+            os.truncate(log, 0)
+            os.write(writer, padded(12))
+        return find_copy(*args, **kwargs)  # type: ignore[arg-type]
+
+    try:
+        os.write(writer, b"".join(padded(n) for n in range(1, 11)))
+        async with following(tmp_path) as run:
+            await run.expect(padded_lines(1, 10))
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(locate, "find_copy", held_up_in_the_truncation)
+                os.truncate(log, 0)
+                await run.expect(padded_lines(1, 12))
     finally:
         os.close(writer)

@@ -245,6 +245,9 @@ class Follower:
                 if self._copy_of_queued(gen):
                     self._drop(gen)  # not the rest of anything: that file reads it, or finds it then
                     continue
+                if not final and (wait := self._being_written(gen)) is not None:
+                    self._wake_in(wait)
+                    break
                 gen.started = True
                 if await self._check_queued(gen):
                     continue  # its copy was queued before it: read that first
@@ -685,18 +688,46 @@ class Follower:
     def _copy_of_queued(self, copy: Generation) -> bool:
         """Whether ``copy``, taken for a copy of what a file lost while it was still being written
         (empty when found: the copy's first bytes said nothing yet), turns out to start like another
-        queued file did when it was queued: a copy of that file's content, which that file reads
-        itself, or finds from its first bytes once they are gone (model seed 104: a copytruncate
-        caught between cp's create and its write, read as the content in between, then again)."""
+        queued file did when it was queued, or like one does now and no longer than it is: a copy
+        of that file's content, which that file reads itself, or finds from its first bytes or the
+        bytes before its offset once they are gone (model seed 104: a copytruncate caught between
+        cp's create and its write, read as the content in between, then again from the file)."""
         if not copy.is_copy or copy.head:
             return False
         try:
             at, head = copy.first_content()
+            size = copy.size()
+            if not head:
+                return False  # still nothing in it (but NULs): see _being_written
+            for g in self._gens:
+                if g is copy:
+                    continue
+                if g.head and g.head_at == at and agrees(head, g.head):
+                    return True
+                at_now, head_now = g.first_content()
+                if at_now == at and head_now.startswith(head) and size <= g.size():
+                    return True
         except OSError:
             return False
-        return bool(head) and any(
-            g is not copy and g.head and g.head_at == at and agrees(head, g.head) for g in self._gens
-        )
+        return False
+
+    def _being_written(self, copy: Generation) -> float | None:
+        """Seconds to wait before reading ``copy``, a copy found while it was empty, if it is still
+        empty (or NULs only) and was created or written within ``rotate_wait``: cp may be writing it
+        now. Read then, it would be read in part (retired as soon as read to its end), and whose
+        content it is could not be told (``_copy_of_queued``); an empty copy older than that holds
+        nothing (model seed 104: a copytruncate's copy read while cp wrote it, its lines printed twice).
+        """
+        if not copy.is_copy or copy.head:
+            return None
+        try:
+            if copy.first_content()[1]:
+                return None
+            idle = _idle_for(copy)
+        except OSError:
+            return None
+        wait = self._config.rotate_wait - idle
+        return max(wait, 0.01) if wait > 0 else None
 
     def _holds_lost(self, gen: Generation, copy: Generation) -> bool:
         """Whether ``copy``, made since ``gen`` was queued, can hold bytes ``gen`` no longer has.

@@ -58,6 +58,9 @@ class Position:
     # (sha256 and length), so a file truncated since is told from itself and its copy is found.
     head_sha: str = ""
     head_len: int = 0
+    # Where those first bytes are: past a leading hole of NUL bytes (a writer without O_APPEND
+    # after a truncation), which every later content of the file and its copies start with too.
+    head_at: int = 0
 
     @property
     def id(self) -> FileId:
@@ -76,6 +79,7 @@ class Position:
             done=at.done,
             head_sha=hashlib.sha256(at.head).hexdigest() if at.head else "",
             head_len=len(at.head),
+            head_at=at.head_at if at.head else 0,
         )
 
 
@@ -145,7 +149,10 @@ def _position(path: str, entry: Any) -> Position:
         raise Unusable(f"entry for {path!r} has no valid 'head_sha' or 'head_len'")
     if not 0 <= head_len <= 1 << 20:
         raise Unusable(f"entry for {path!r} has 'head_len' out of range")
-    return Position(**values, name=name, head_sha=head_sha, head_len=head_len)
+    head_at = entry.get("head_at", 0)  # not in checkpoints written before it was
+    if not isinstance(head_at, int) or isinstance(head_at, bool) or not 0 <= head_at < 2**64:
+        raise Unusable(f"entry for {path!r} has no valid 'head_at'")
+    return Position(**values, name=name, head_sha=head_sha, head_len=head_len, head_at=head_at)
 
 
 def render(positions: dict[str, Entry]) -> bytes:

@@ -242,6 +242,12 @@ class Follower:
             # only writes there after its last write here. Any of them, not just the next:
             # a rotation of an idle log leaves empty generations in between.
             if not gen.started:
+                if self._copy_of_queued(gen):
+                    self._drop(gen)  # not the rest of anything: that file reads it, or finds it then
+                    continue
+                if not final and (wait := self._being_written(gen)) is not None:
+                    self._wake_in(wait)
+                    break
                 gen.started = True
                 if await self._check_queued(gen):
                     continue  # its copy was queued before it: read that first
@@ -322,7 +328,7 @@ class Follower:
         """``gen`` is read to its end and the writer has moved on: print its last partial line, close it."""
         await self._flush_partial(gen)
         with contextlib.suppress(OSError):
-            self._shared.registry.retired(gen.id, gen.first_bytes())
+            self._shared.registry.retired(gen.id, *gen.first_content())
             self._remember_done(gen.snapshot())
         self._drop(gen)
 
@@ -551,7 +557,7 @@ class Follower:
             if step.done:
                 # Read to its end before the restart: known again, never read again.
                 with contextlib.suppress(OSError):
-                    self._shared.registry.retired(step.id, os.pread(fd, locate.WINDOW, 0))
+                    self._shared.registry.retired(step.id, *locate.first_content(fd))
                     self._remember_done(
                         Snapshot(
                             step.id,
@@ -627,7 +633,7 @@ class Follower:
         # identified: emptied again before it is read (copytruncated again while the copies
         # found now are read first), it is noticed, and a copy of that is looked for.
         with contextlib.suppress(OSError):
-            gen.head = gen.first_bytes()
+            gen.head_at, gen.head = gen.first_content()
         for copy in moved:
             self._gens.remove(copy)
         # Oldest first; the sort is stable: within one tick, the order they were found in stands.
@@ -684,6 +690,50 @@ class Follower:
                 found.append(other)
         return found
 
+    def _copy_of_queued(self, copy: Generation) -> bool:
+        """Whether ``copy``, taken for a copy of what a file lost while it was still being written
+        (empty when found: the copy's first bytes said nothing yet), turns out to start like another
+        queued file did when it was queued, or like one does now and no longer than it is: a copy
+        of that file's content, which that file reads itself, or finds from its first bytes or the
+        bytes before its offset once they are gone (model seed 104: a copytruncate caught between
+        cp's create and its write, read as the content in between, then again from the file)."""
+        if not copy.is_copy or copy.head:
+            return False
+        try:
+            at, head = copy.first_content()
+            size = copy.size()
+            if not head:
+                return False  # still nothing in it (but NULs): see _being_written
+            for g in self._gens:
+                if g is copy:
+                    continue
+                if g.head and g.head_at == at and agrees(head, g.head):
+                    return True
+                at_now, head_now = g.first_content()
+                if at_now == at and head_now.startswith(head) and size <= g.size():
+                    return True
+        except OSError:
+            return False
+        return False
+
+    def _being_written(self, copy: Generation) -> float | None:
+        """Seconds to wait before reading ``copy``, a copy found while it was empty, if it is still
+        empty (or NULs only) and was created or written within ``rotate_wait``: cp may be writing it
+        now. Read then, it would be read in part (retired as soon as read to its end), and whose
+        content it is could not be told (``_copy_of_queued``); an empty copy older than that holds
+        nothing (model seed 104: a copytruncate's copy read while cp wrote it, its lines printed twice).
+        """
+        if not copy.is_copy or copy.head:
+            return None
+        try:
+            if copy.first_content()[1]:
+                return None
+            idle = _idle_for(copy)
+        except OSError:
+            return None
+        wait = self._config.rotate_wait - idle
+        return max(wait, 0.01) if wait > 0 else None
+
     def _holds_lost(self, gen: Generation, copy: Generation) -> bool:
         """Whether ``copy``, made since ``gen`` was queued, can hold bytes ``gen`` no longer has.
 
@@ -694,22 +744,37 @@ class Follower:
         which copies are its own: that file finds them when its turn comes.
         """
         try:
-            head_now = gen.first_bytes()
+            # Where and how the content starts, past a leading hole of NULs: a writer without O_APPEND
+            # leaves one after each truncation, so every content of the file and every copy of one
+            # starts with NULs, and only the bytes past them tell which content a copy holds.
+            at_now, head_now = gen.first_content()
             size_now = gen.size()
-            if copy.head and head_now.startswith(copy.head) and copy.size() <= size_now:
+            starts_so = (at_now, head_now[: len(copy.head)]) == (copy.head_at, copy.head)
+            if copy.head and starts_so and copy.size() <= size_now:
                 return False
         except OSError:
             return False
-        others = [g.head for g in self._gens if g is not gen and g is not copy and g.head]
-        theirs = bool(copy.head) and any(agrees(copy.head, head) for head in others)
-        return not (self._renames.is_former(copy.id) or theirs)
+        others = [g for g in self._gens if g is not gen and g is not copy and g.head]
+        theirs = bool(copy.head) and any(
+            g.head_at == copy.head_at and agrees(copy.head, g.head) for g in others
+        )
+        born = files.birth_ns(f"/proc/self/fd/{copy.fd}", copy.id.ino)
+        return not (self._renames.is_former(copy.id, born) or theirs)
 
     async def _truncated(self, gen: Generation) -> None:
         """The file was cut short: finish what it held from its copy, if there is one."""
         self.stats.truncations += 1
-        # What identifies our content: the bytes before the read offset, or, if nothing was
-        # read yet, the first bytes as they were when this file was queued.
-        mark, known = (gen.offset, gen.window) if gen.offset else (len(gen.head), gen.head)
+        try:
+            seen_ns: int | None = os.fstat(gen.fd).st_mtime_ns  # as it was when the truncation was seen
+        except OSError:
+            seen_ns = None
+        # What identifies our content: the bytes before the read offset, or, if nothing was read
+        # yet past a leading hole of NULs (all any content of the file may start with), the first
+        # bytes past it as they were when this file was queued, where they were.
+        if gen.offset > gen.head_at or not gen.head:
+            mark, known = gen.offset, gen.window
+        else:
+            mark, known = gen.head_at + len(gen.head), gen.head
         copy = locate.find_copy(self.path, self._config.rotated_patterns, mark, known, gen.id)
         opened = await self._open(copy) if copy else None
         if opened is None and (held := self._queued_holding(gen, mark, known)) is not None:
@@ -717,7 +782,18 @@ class Follower:
             # deleted): the copy is still read through the descriptor we hold.
             with contextlib.suppress(OSError):
                 opened = os.dup(held.fd), os.fstat(held.fd)
-        if opened is not None and (queued := self._queued_as(FileId.of(opened[1]))) is not None:
+        queued = self._queued_as(FileId.of(opened[1])) if opened is not None else None
+        registry = self._shared.registry
+        if opened is not None and queued is None and copy and registry.was_read(FileId.of(opened[1]), copy):
+            # Read to its end and closed already: queued as the content this file held between two
+            # truncations (found as a missed generation while this one still held it, or as the
+            # rest of an earlier one), it holds nothing more; from this offset it would repeat lines.
+            os.close(opened[0])
+            gen.rewind(self._config.max_line_bytes)
+            gen.grouper = self._grouper()
+            gen.started = True
+            return
+        if opened is not None and queued is not None:
             # The copy is queued already, taken for a generation missed between two looks (it
             # appeared next to the file before the truncation was seen). Read from where this
             # file stopped, it is that rest: the copy from its first byte would repeat lines.
@@ -756,6 +832,36 @@ class Follower:
         gen.rewind(self._config.max_line_bytes)
         gen.grouper = self._grouper()
         gen.started = True
+        if opened is None and seen_ns is not None:
+            await self._copied_meanwhile(gen, seen_ns)
+
+    async def _copied_meanwhile(self, gen: Generation, seen_ns: int) -> None:
+        """Copies of what ``gen`` held after the truncation just seen, made before it started again
+        (rewind takes its first bytes as they are then): read first, or their lines are lost.
+
+        Between the look that saw the truncation and the rewind, logtail can be held up (SIGSTOP,
+        a loaded machine) while the writer writes on and the file is copytruncated again (model
+        seed 104: a copy of lines written while logtail was stopped). Only copies modified after
+        ``seen_ns`` (strictly: one tied with it may be the copy the truncation itself made, of
+        what was printed) that do not start like the file does now qualify, nor like it did at
+        the rewind: that content is its own, read from it or, once gone, found from its head.
+        """
+        found = []
+        for copy in await self._copies_since(gen, seen_ns):
+            try:
+                newer = os.fstat(copy.fd).st_mtime_ns > seen_ns
+            except OSError:
+                newer = False
+            own = bool(gen.head) and copy.head_at == gen.head_at and agrees(copy.head, gen.head)
+            if newer and not own:
+                found.append(copy)
+            else:
+                copy.close()
+        for at, copy in enumerate(found, start=self._gens.index(gen)):
+            self._queue(copy, at)
+        if found:
+            self.stats.truncations += 1
+            self._log.info("file truncated; reading what it held from its copy", path=self.path)
 
     def _wake_in(self, delay: float) -> None:
         if self._timer:

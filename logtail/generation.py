@@ -34,6 +34,9 @@ class Generation:
     # While nothing is read yet: the first bytes as they were when this file was queued, so a
     # truncation before we get to it (copytruncate again, while older copies are read) shows.
     head: bytes = b""
+    # Where ``head`` starts: past a leading hole of NUL bytes, which a writer without O_APPEND
+    # leaves after a truncation and every later content of the file starts with as well.
+    head_at: int = 0
     is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
     seen_size: int = 0  # the file's size when last looked at: bytes up to it were known to exist
     queued_ns: int = 0  # its modification time when it was queued (nothing read yet)
@@ -51,7 +54,7 @@ class Generation:
         if offset:
             gen.window = locate.window_before(fd, offset)
         else:
-            gen.head = os.pread(fd, locate.WINDOW, 0)
+            gen.head_at, gen.head = locate.first_content(fd)
         st = os.fstat(fd)
         gen.seen_size, gen.queued_ns = st.st_size, st.st_mtime_ns
         return gen
@@ -66,7 +69,7 @@ class Generation:
         never lets a chunk of new content through as if it followed the old.
         """
         size_now = self.size()
-        if size_now < self.offset or (not self.offset and size_now < len(self.head)):
+        if size_now < self.offset or (not self.offset and size_now < self.head_at + len(self.head)):
             # Shorter than what was read, or, nothing read yet, than the first bytes it had
             # when it was queued: emptied before we got to it (copytruncated), not just quiet.
             self.cut_short = True
@@ -120,9 +123,12 @@ class Generation:
         the full chunk size would be allocated (and mapped) for every line.
         """
         data = os.pread(self.fd, size + len(known), self.offset - len(known))
-        if not data.startswith(known) or (not self.offset and not agrees(data, self.head)):
+        if not data.startswith(known):
             return None
-        return data[len(known) :]
+        data = data[len(known) :]
+        if self.offset <= self.head_at and not agrees(data, self.head, self.head_at - self.offset):
+            return None  # nothing read past the NULs yet: the bytes past them say whose content it is
+        return data
 
     def note_read(self, data: bytes) -> None:
         self.offset += len(data)
@@ -141,23 +147,27 @@ class Generation:
         self.offset = self.printed = self.seen_size = 0
         self.window = b""
         self.cut_short = False
-        self.head = os.pread(self.fd, locate.WINDOW, 0)
-        self.queued_ns = os.fstat(self.fd).st_mtime_ns  # copies made before this are not its own
+        # Copies made before this are not its own. Taken before the first bytes, never after: a
+        # copy made in between, of content written before them, is not older than this then.
+        self.queued_ns = os.fstat(self.fd).st_mtime_ns
+        self.head_at, self.head = locate.first_content(self.fd)
 
     def intact(self) -> bool:
         """Whether the bytes that identify what was (or will be) read here are still in place."""
         try:
-            if self.offset:
+            if self.offset > self.head_at or (self.offset and not self.head):
                 return not self.window or locate.window_before(self.fd, self.offset).endswith(self.window)
-            return not self.head or os.pread(self.fd, len(self.head), 0) == self.head
+            # Nothing read past a leading hole (if any): a window of NULs says nothing, the head does.
+            return not self.head or os.pread(self.fd, len(self.head), self.head_at) == self.head
         except OSError:
             return True
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def first_bytes(self) -> bytes:
-        return os.pread(self.fd, locate.WINDOW, 0)
+    def first_content(self) -> tuple[int, bytes]:
+        """Where its content starts now (past a leading hole of NULs) and its first bytes there."""
+        return locate.first_content(self.fd)
 
     def unprinted(self) -> int:
         """Bytes on disk not printed yet."""
@@ -165,20 +175,24 @@ class Generation:
 
     def snapshot(self) -> Snapshot:
         """Where printing stopped in this file, as a checkpoint records it, and where the file is now."""
+        head_at, head = (0, b"") if self.printed else self._head_now()
         return Snapshot(
             self.id,
             self.printed,
             locate.window_before(self.fd, self.printed),
             os.fstat(self.fd).st_mtime_ns,
             self.name(),
-            head=b"" if self.printed else self._head_now(),
+            head=head,
+            head_at=head_at,
         )
 
-    def _head_now(self) -> bytes:
+    def _head_now(self) -> tuple[int, bytes]:
         """Nothing printed yet: the first bytes it has now, if they are still those it had when
         queued (an empty file queued then written has them only now), else those it had then."""
-        now = os.pread(self.fd, locate.WINDOW, 0)
-        return now if now.startswith(self.head) else self.head
+        at, now = locate.first_content(self.fd)
+        if not self.head or (at == self.head_at and now.startswith(self.head)):
+            return at, now
+        return self.head_at, self.head
 
     def name(self) -> str:
         """The file's path now, wherever it was renamed to ("" when deleted or unknown)."""
@@ -203,8 +217,13 @@ class Snapshot:
     name: str = ""  # where the file was when the snapshot was taken
     done: bool = False  # read to its end and closed: known, never to be read again
     head: bytes = b""  # at offset 0: the first bytes, which say which content it is
+    head_at: int = 0  # where they are: past a leading hole of NULs (``locate.first_content``)
 
 
-def agrees(data: bytes, head: bytes) -> bool:
-    """Whether a file's first bytes ``data`` agree with the ``head`` it had when it was queued."""
-    return data[: len(head)] == head[: len(data)]
+def agrees(data: bytes, head: bytes, at: int = 0) -> bool:
+    """Whether ``data``, a file's bytes from some offset, agree with the ``head`` it had ``at`` bytes
+    further on when it was queued: NULs up to there (a writer's hole), then ``head`` as far as both go."""
+    if data[:at].strip(b"\x00"):
+        return False
+    rest = data[at:]
+    return rest[: len(head)] == head[: len(rest)]

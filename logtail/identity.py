@@ -40,7 +40,7 @@ class Registry:
 
     def __init__(self, memory: int = RETIRED_MEMORY) -> None:
         self._open: dict[FileId, Counter[str]] = {}
-        self._retired: OrderedDict[FileId, bytes] = OrderedDict()
+        self._retired: OrderedDict[FileId, tuple[int, bytes]] = OrderedDict()
         self._memory = memory
         self.grown = asyncio.Event()  # a file was opened for a path: the checkpoint should know it soon
 
@@ -60,11 +60,12 @@ class Registry:
         if not readers:
             del self._open[file_id]
 
-    def retired(self, file_id: FileId, head: bytes) -> None:
-        """``file_id`` was read to its end; ``head`` (its first bytes) tells a reused inode from it."""
+    def retired(self, file_id: FileId, at: int, head: bytes) -> None:
+        """``file_id`` was read to its end; ``head`` (its first bytes, ``at`` bytes in: past a leading
+        hole of NULs, which a file with another content can start with too) tells a reused inode from it."""
         if not head:
             return
-        self._retired[file_id] = head
+        self._retired[file_id] = at, head
         self._retired.move_to_end(file_id)
         while len(self._retired) > self._memory:
             self._retired.popitem(last=False)
@@ -72,7 +73,7 @@ class Registry:
     def was_read(self, file_id: FileId, path: str) -> bool:
         """Whether the file ``file_id`` now at ``path`` was read to its end and closed by any follower."""
         head = self._retired.get(file_id)
-        return head is not None and _starts_with(path, head)
+        return head is not None and _starts_with(path, *head)
 
     def read_elsewhere(self, path: str, file_id: FileId) -> bool:
         """Whether the file ``file_id`` now at ``path`` is, or was, read by a follower of another path."""
@@ -82,14 +83,14 @@ class Registry:
         return self.was_read(file_id, path)
 
 
-def _starts_with(path: str, head: bytes) -> bool:
-    """Whether the file at ``path`` starts with ``head``: the same inode number, reused, has other bytes."""
+def _starts_with(path: str, at: int, head: bytes) -> bool:
+    """Whether the file at ``path`` has ``head`` ``at`` bytes in: a reused inode number has other bytes."""
     try:
         fd, _ = files.open_regular(path, None)  # never a blocking open: it may be a FIFO by now
     except (OSError, files.Refused):
         return False
     try:
-        return os.pread(fd, len(head), 0) == head
+        return os.pread(fd, len(head), at) == head
     except OSError:
         return False
     finally:

@@ -8,6 +8,7 @@ the bytes just before an offset.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -73,6 +74,45 @@ def _offset_of_last_lines(fd: int, size: int, lines: int) -> int:
             return start + pos + 1
         end = start
     return 0
+
+
+def first_content(fd: int) -> tuple[int, bytes]:
+    """Where a file's content starts and up to WINDOW bytes of it: past a leading run of NUL bytes.
+
+    A writer without O_APPEND writes on at its old offset after a truncation, so the file starts
+    with a hole of NULs, and so does every later content of that file (and every copy of one).
+    NULs tell no content from another: the bytes past them do, at the offset where they are.
+    A file of NULs only has no content yet: its size and no bytes.
+    """
+    block = os.pread(fd, WINDOW, 0)
+    if block[:1] != b"\x00":
+        return 0, block
+    start = 0
+    while True:
+        skipped = len(block) - len(block.lstrip(b"\x00"))
+        if skipped < len(block):
+            at = start + skipped
+            return at, os.pread(fd, WINDOW, at)
+        start += len(block)
+        start = _next_data(fd, start)
+        block = os.pread(fd, _BLOCK, start)
+        if not block:
+            return start, b""
+
+
+def _next_data(fd: int, offset: int) -> int:
+    """Where data may start again at or after ``offset``: a sparse hole is skipped, not read."""
+    try:
+        here = os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return offset
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError as exc:
+        # ENXIO: only a hole from there to the end; other errors: no SEEK_DATA here, so read on.
+        return os.fstat(fd).st_size if exc.errno == errno.ENXIO else offset
+    finally:
+        os.lseek(fd, here, os.SEEK_SET)  # reads are positioned: the descriptor's offset stays
 
 
 def digest(window: bytes) -> str:
@@ -214,6 +254,8 @@ class Saved(Protocol):
     def head_sha(self) -> str: ...
     @property
     def head_len(self) -> int: ...
+    @property
+    def head_at(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -333,15 +375,16 @@ def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[
         )
         or any(where is not None and where.id == f.id for where in located)
     ]
-    head = _first_bytes(current.path, WINDOW) if current is not None else None
+    head = _first_content(current.path) if current is not None else None
     if current is not None and head is not None:
         # A sibling no longer than the file at the path that starts like it does now is a copy of
         # what it still holds (logrotate ``copy``, or a copytruncate caught before its truncate):
-        # read as well, its lines would be printed twice.
+        # read as well, its lines would be printed twice. Past a leading hole of NULs, and at the
+        # same offset: a copy of older content of a writer without O_APPEND starts with NULs too.
         siblings = [
             f
             for f in siblings
-            if not (f.size <= current.size and _first_bytes(f.path, WINDOW) == head[: min(f.size, WINDOW)])
+            if not (f.size <= current.size and _starts_as(_first_content(f.path), head))
             or any(where is not None and where.id == f.id for where in located)
         ]
     done = [
@@ -373,7 +416,9 @@ def _locate(
             return holds_window(f.path, saved.offset, saved.window_sha, saved.window_len)
         # Nothing printed of it yet: it still starts as it did, or it was truncated since and a
         # copy that starts so holds what it had (copytruncate while logtail was down).
-        return not saved.head_len or holds_window(f.path, saved.head_len, saved.head_sha, saved.head_len)
+        # The first bytes are past a leading hole of NULs, where they were (``first_content``).
+        mark = saved.head_at + saved.head_len
+        return not saved.head_len or holds_window(f.path, mark, saved.head_sha, saved.head_len)
 
     for found in by_name:
         if found.id == saved.id and holds(found) and not _reused(found, saved):
@@ -408,18 +453,23 @@ def _reused(found: Found, saved: Saved) -> bool:
     return born is not None and born > saved.mtime_ns
 
 
-def _first_bytes(path: str, count: int) -> bytes | None:
-    """The first ``count`` bytes of the regular file at ``path`` (None if it cannot be read)."""
+def _first_content(path: str) -> tuple[int, bytes] | None:
+    """``first_content`` of the regular file at ``path`` (None if it cannot be read)."""
     try:
         fd, _ = files.open_regular(path, None)
     except (OSError, files.Refused):
         return None
     try:
-        return os.pread(fd, count, 0)
+        return first_content(fd)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def _starts_as(sibling: tuple[int, bytes] | None, current: tuple[int, bytes]) -> bool:
+    """Whether a sibling's content (``first_content``) starts where and as the current file's does."""
+    return sibling is not None and sibling[0] == current[0] and current[1].startswith(sibling[1])
 
 
 def _by_inode(directory: str, file_id: FileId) -> list[Found]:

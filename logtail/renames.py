@@ -15,6 +15,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from logtail import files
 from logtail.identity import FileId
 
 # How many rename targets of a path to remember (a logger rotating every few milliseconds
@@ -36,6 +37,9 @@ class Renames:
     def __init__(self) -> None:
         self._names: OrderedDict[str, int] = OrderedDict()
         self._ids: OrderedDict[FileId, int] = OrderedDict()
+        # When each renamed file was created (where the file system says): its inode number can be
+        # given to another file once it is gone (gzipped, deleted), and that one is no former generation.
+        self._born: dict[FileId, int | None] = {}
         self._counter = itertools.count()
         self._unseen: list[tuple[str, FileId | None]] = []
 
@@ -49,11 +53,12 @@ class Renames:
             file_id = FileId.of(os.stat(to))
             self._ids[file_id] = order
             self._ids.move_to_end(file_id)
+            self._born[file_id] = files.birth_ns(to, file_id.ino)
         self._unseen.append((to, file_id))
         while len(self._names) > MEMORY:
             self._names.popitem(last=False)
         while len(self._ids) > MEMORY:
-            self._ids.popitem(last=False)
+            self._born.pop(self._ids.popitem(last=False)[0], None)
         del self._unseen[:-MEMORY]
 
     def linked(self, target: str, links: list[str]) -> None:
@@ -89,9 +94,14 @@ class Renames:
             return order
         return self._names.get(name)
 
-    def is_former(self, file_id: FileId) -> bool:
-        """Whether ``file_id`` was renamed away from the path (a former generation, not a copy)."""
-        return file_id in self._ids
+    def is_former(self, file_id: FileId, born_ns: int | None = None) -> bool:
+        """Whether ``file_id``, created at ``born_ns`` (if known), was renamed away from the path (a
+        former generation, not a copy). A file born at another time than the one renamed is another
+        file with its inode number (model seed 104: a copy taken for a generation gzipped before)."""
+        if file_id not in self._ids:
+            return False
+        born = self._born.get(file_id)
+        return born is None or born_ns is None or born == born_ns
 
 
 def insertion_point(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from logtail import logs
+from logtail import files, locate, logs
 from logtail.config import Config, StreamSpec
 from logtail.follower import Follower, Shared
+from logtail.generation import Generation
 from logtail.identity import FileId, Registry
 from logtail.output import Stdout
+from logtail.renames import Renames
 from logtail.transfer import Printer
 
 # Blocking file calls in these coroutines are the scripted changes themselves (local files, microseconds).
@@ -396,3 +399,166 @@ async def test_a_file_emptied_again_while_the_copy_found_for_it_is_read_is_read_
         await run.expect(lines(1, 6))
         write(log, "7\n")
         await run.expect(lines(1, 7))
+
+
+def padded(n: int) -> bytes:
+    """A line long enough that a few of them fill more than the bytes kept to recognise a file."""
+    return f"line {n} {'x' * 40}\n".encode()
+
+
+def padded_lines(first: int, last: int) -> list[str]:
+    return [padded(n).decode().rstrip("\n") for n in range(first, last + 1)]
+
+
+@run_async
+async def test_a_queued_file_starting_with_a_nul_hole_is_told_from_its_next_truncation(
+    tmp_path: Path,
+) -> None:
+    """A writer without O_APPEND writes on at its old offset after a truncation: the file starts
+    with a hole of NUL bytes, and so does every later content after the next truncation. Queued
+    behind an older generation, such a file is copytruncated before its turn: its first bytes past
+    the hole tell the new content from the old, so the copy is read (model seed 104: the NULs alone
+    were taken as the file's first bytes, the truncation went unnoticed and the copy's lines were lost)."""
+    log = tmp_path / "app.log"
+    write(log, text(1, 2))
+    async with following(tmp_path, rotate_wait=1.0) as run:
+        await run.expect(lines(1, 2))
+        os.rename(log, tmp_path / "app.log.1")
+        write(tmp_path / "app.log.1", text(3, 3))  # a late line: app.log.1 is read a while yet
+        writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+        try:
+            os.write(writer, b"".join(padded(n) for n in range(10, 20)))
+            os.truncate(log, 0)
+            os.write(writer, padded(20))  # after a hole of 500 NUL bytes
+            await run.expect([*lines(1, 3)])  # app.log queued behind app.log.1, not read yet
+            shutil.copyfile(log, tmp_path / "app.log.2")  # copytruncate while it waits
+            os.truncate(log, 0)
+            os.write(writer, padded(21))  # after a hole of 550 NUL bytes
+        finally:
+            os.close(writer)
+        await run.expect([*lines(1, 3), *padded_lines(20, 21)])
+
+
+@run_async
+async def test_a_copy_of_a_file_starting_with_a_nul_hole_is_told_from_what_it_holds_now(
+    tmp_path: Path,
+) -> None:
+    """Copytruncated twice before the next look, by a writer without O_APPEND: the first copy is
+    the rest of what was read, the second holds the content in between. The file now starts with
+    a longer hole than that copy: they both start with NULs, but not with the same bytes past them,
+    so the second copy is read too (with the NULs taken as first bytes: its line was lost)."""
+    log = tmp_path / "app.log"
+    writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+    try:
+        os.write(writer, b"".join(padded(n) for n in range(1, 11)))
+        async with following(tmp_path) as run:
+            await run.expect(padded_lines(1, 10))
+            os.truncate(log, 0)
+            os.write(writer, padded(11))  # after a hole of 500 NUL bytes
+            await run.expect(padded_lines(1, 11))
+            shutil.copyfile(log, tmp_path / "app.log.1")  # the rest of what was read: nothing
+            os.truncate(log, 0)
+            os.write(writer, padded(12))  # after a hole of 550 NUL bytes
+            shutil.copyfile(log, tmp_path / "app.log.2")  # line 12, not read yet
+            os.truncate(log, 0)
+            os.write(writer, padded(13))  # after a hole of 600 NUL bytes
+            await run.expect(padded_lines(1, 13))
+    finally:
+        os.close(writer)
+
+
+def test_a_file_with_the_inode_number_of_a_renamed_one_but_born_later_is_no_former_generation(
+    tmp_path: Path,
+) -> None:
+    """A file renamed away from the path and then gzipped frees its inode number, which a copy made
+    later can get: born later, that copy is another file, not the former generation (model seed 104:
+    a copytruncate's copy taken for one and its lines lost)."""
+    renamed = tmp_path / "app.log.1"
+    write(renamed, text(1, 1))
+    file_id = FileId.of(os.stat(renamed))
+    born = files.birth_ns(str(renamed), file_id.ino)
+    if born is None:
+        pytest.skip("no birth times here")
+    moves = Renames()
+    moves.moved(str(renamed))
+    assert moves.is_former(file_id, born)
+    assert moves.is_former(file_id, None)  # nothing to tell them apart by: as before
+    assert not moves.is_former(file_id, born + 1)
+
+
+@run_async
+async def test_a_copy_found_before_cp_wrote_it_is_not_read_as_well_as_the_file_it_copies(
+    tmp_path: Path,
+) -> None:
+    """A truncation is seen while the next copytruncate is under way: its copy (app.log.2) exists
+    but cp has not written it yet, so its first bytes say nothing when it is found and it is queued
+    as the content in between. When its turn comes it starts like the file did when it started
+    again: it is a copy of what that file still reads itself, not read twice (model seed 104)."""
+    log = tmp_path / "app.log"
+    caught = tmp_path / "app.log.2"
+    writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+    open_at = Generation.open_at.__func__  # type: ignore[attr-defined]
+
+    def open_then_cp_writes(cls: type[Generation], fd: int, *args: object) -> Generation:
+        gen = open_at(cls, fd, *args)
+        if caught.exists() and os.fstat(fd).st_ino == os.stat(caught).st_ino and not os.fstat(fd).st_size:
+            shutil.copyfile(log, caught)  # cp writes the copy only now, after it was looked at
+        return gen
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Generation, "open_at", classmethod(open_then_cp_writes))
+        await _copytruncates_with_a_copy_caught_empty(log, caught, writer)
+
+
+async def _copytruncates_with_a_copy_caught_empty(log: Path, caught: Path, writer: int) -> None:
+    tmp_path = log.parent
+    try:
+        os.write(writer, b"".join(padded(n) for n in range(1, 11)))
+        async with following(tmp_path) as run:
+            await run.expect(padded_lines(1, 10))
+            os.truncate(log, 0)
+            os.write(writer, padded(11))
+            await run.expect(padded_lines(1, 11))
+            shutil.copyfile(log, tmp_path / "app.log.1")  # copytruncate: the rest, nothing unread
+            os.truncate(log, 0)
+            os.write(writer, padded(12))
+            write(caught, "", "w")  # the next copytruncate's cp has created its copy
+            await run.expect(padded_lines(1, 12))
+            os.truncate(log, 0)  # ... and truncates
+            os.write(writer, padded(13))
+            await run.expect(padded_lines(1, 13))
+    finally:
+        os.close(writer)
+
+
+@run_async
+async def test_copytruncated_again_while_the_follower_is_held_up_in_a_truncation(tmp_path: Path) -> None:
+    """The follower sees a truncation and is held up (SIGSTOP, a loaded machine) before it starts
+    the file again: meanwhile the writer writes on and the file is copytruncated once more. The copy
+    holds what the file had after the truncation seen, and it is read before the file (model seed
+    104: the file's first bytes taken only after that, the copy was not looked for, its line lost)."""
+    log = tmp_path / "app.log"
+    writer = os.open(log, os.O_WRONLY | os.O_CREAT, 0o644)  # no O_APPEND
+    find_copy = locate.find_copy
+    held_up = []
+
+    def held_up_in_the_truncation(*args: object, **kwargs: object) -> str | None:
+        if not held_up:
+            held_up.append(True)
+            time.sleep(0.02)  # the follower stopped: time goes by for the others
+            os.write(writer, padded(11))
+            shutil.copyfile(log, tmp_path / "app.log.1")
+            os.truncate(log, 0)
+            os.write(writer, padded(12))
+        return find_copy(*args, **kwargs)  # type: ignore[arg-type]
+
+    try:
+        os.write(writer, b"".join(padded(n) for n in range(1, 11)))
+        async with following(tmp_path) as run:
+            await run.expect(padded_lines(1, 10))
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(locate, "find_copy", held_up_in_the_truncation)
+                os.truncate(log, 0)
+                await run.expect(padded_lines(1, 12))
+    finally:
+        os.close(writer)

@@ -156,6 +156,11 @@ REGRESSION_SEEDS = [
     199,  # copytruncate, delete and gzip of the copy before logtail looked: the copy, queued as a
     #       missed generation, was no longer found by name when the truncation was seen, and was
     #       read from its first byte (A lines printed twice)
+    104,  # a writer without O_APPEND after a truncation: app.log and every copy of it start with a
+    #       hole of NULs, taken as the first bytes that tell contents apart (copytruncates unnoticed
+    #       or an older copy read again); also a copy caught before cp wrote it, a copy with a gzipped
+    #       generation's inode number, and a copytruncate while held up in a truncation (A lines lost
+    #       or printed twice)
 ]
 
 

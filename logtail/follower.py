@@ -493,7 +493,18 @@ class Follower:
             if (opened := await self._open(found.path)) is None:
                 continue
             fd, st = opened
-            if FileId.of(st) != found.id or self._shared.registry.was_read(found.id, found.path):
+            if (
+                FileId.of(st) != found.id
+                or self._shared.registry.was_read(found.id, found.path)
+                or (
+                    file_id is not None
+                    and not self._renames.is_former(
+                        found.id, files.birth_ns(f"/proc/self/fd/{fd}", st.st_ino)
+                    )
+                )
+            ):
+                # Replaced since, read already, or another file born since with the renamed file's
+                # inode number (gone in between: gzipped, deleted), found by a listing by inode.
                 os.close(fd)
                 continue
             known.add(found.id)

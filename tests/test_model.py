@@ -483,7 +483,10 @@ class Model:
         self.reader = "running"
         gone: dict[str, set[int]] = {s: set() for s in STREAMS}
         for (stream, seq), line in self.lines.items():
-            if not line.homes:
+            origin = self.files[line.origin]
+            # A symlink target the link left unseen is not required, but it is still on disk: a
+            # restart may replay what an earlier run found of it.
+            if not line.homes and not (origin.linked and not origin.reachable):
                 gone[stream].add(seq)
         self.gone_at_start.append(gone)
         self.seen.add(self.live_b)  # the driver waits until logtail has opened it
@@ -1126,6 +1129,24 @@ def test_model_sigkill_replay_leaves_out_what_is_gone_from_disk() -> None:
     assert verdict(model, [Run(first, "", False), replay]) == []
     not_the_tail = Run([line_text("A", s) for s in (0, 1)], "", after_kill=True, status=0)
     assert verdict(model, [Run(first, "", False), not_the_tail]) != []
+
+
+def test_model_sigkill_replay_may_hold_a_target_never_required() -> None:
+    """A symlink target the link left before logtail was shown to open it is not required, but it is
+    still on disk: a run that found it anyway may replay it after a SIGKILL (model seeds 162, 167)."""
+    model = model_after(
+        Write("B", (0, 1), "each"),
+        Settle(),
+        Retarget("app-1.log", ()),
+        Write("B", (2, 3), "each"),
+        Retarget("app-2.log", ()),  # app-1.log: out of reach for the model, still on disk
+        Kill(),
+        Start(),
+    )
+    assert model.gone_at_start[0]["B"] == set()
+    first = [line_text("B", s) for s in range(4)]
+    replay = Run([line_text("B", s) for s in (2, 3)], "", after_kill=True, status=0)
+    assert verdict(model, [Run(first, "", False), replay]) == []
 
 
 def test_model_symlink_target_never_seen_is_out_of_reach() -> None:

@@ -400,6 +400,18 @@ class Follower:
         )
         change = interpret(change, self._glob_member, elsewhere)
         self.missing = change is Change.MISSING
+        if (
+            change in _LEFT_THE_PATH
+            and newest is not None
+            and newest.started
+            and not newest.offset
+            and not newest.head
+        ):
+            # Renamed away with nothing read from it, and nothing in it when it was last looked at:
+            # written and copytruncated in between, then written on (model seed 135), the copy of
+            # what it had comes first. Nothing printed from it, it goes back to the queue, where a
+            # file queued while empty is asked for such copies when it comes up (_check_queued).
+            newest.started = False
         if change is Change.MISSING:
             if not self._gens:
                 self._warn("waiting for file to appear", self.path)
@@ -881,6 +893,10 @@ class Follower:
 
     def _warn(self, event: str, path: str, **kw: Any) -> None:
         self._shared.warnings.once(event, path, **kw)
+
+
+# What a look at the path finds once the file being read was renamed away from it.
+_LEFT_THE_PATH = (Change.REPLACED, Change.MISSING)
 
 
 def _idle_for(gen: Generation) -> float:

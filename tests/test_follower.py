@@ -593,3 +593,55 @@ async def test_a_file_born_with_a_renamed_files_inode_number_is_not_taken_for_it
             pytest.skip("the file system did not reuse the inode number")
         write(log, text(4, 4))
         await run.expect([*lines(1, 2), *lines(4, 4)])
+
+
+@run_async
+async def test_an_empty_file_filled_copytruncated_and_renamed_unseen_reads_its_copy_first(
+    tmp_path: Path,
+) -> None:
+    """The file at the path is empty and nothing of it was read when logtail is held up (SIGSTOP, a
+    CPU limit). Meanwhile lines 1-20 are written, copytruncated into app.log.1, the file is renamed
+    to app.log.2 and the writer writes lines 21-22 there before it reopens the path. The copy holds
+    what the renamed file had before its new lines: read first, or 21-22 go out ahead of 1-20
+    (model seed 135)."""
+    log = tmp_path / "app.log"
+    write(log, "", "w")
+    writer = os.open(log, os.O_WRONLY | os.O_APPEND)
+    try:
+        async with following(tmp_path) as run:
+            await holding(FileId.of(os.stat(log)))
+            await run.until(lambda: bool(run.follower.snapshot()))
+            os.write(writer, text(1, 20).encode())
+            shutil.copyfile(log, tmp_path / "app.log.1")
+            os.truncate(log, 0)
+            os.rename(log, tmp_path / "app.log.2")
+            run.follower.moved(str(tmp_path / "app.log.2"))
+            os.write(writer, text(21, 22).encode())
+            write(log, "", "w")  # the writer reopens the path
+            await run.expect(lines(1, 22))
+    finally:
+        os.close(writer)
+
+
+@run_async
+async def test_a_generation_renamed_away_after_an_empty_file_being_read_is_not_taken_for_its_copy(
+    tmp_path: Path,
+) -> None:
+    """As above, with the empty file the one being read: it is renamed away with a late line, the
+    next file is written and renamed away too, and that rename's event arrives only just after the
+    look that finds it. It is a generation of its own, read after the first, not a copy of what the
+    first lost (the check for a copytruncate of an empty file made for model seed 135)."""
+    log = tmp_path / "app.log"
+    write(log, "", "w")
+    async with following(tmp_path, rotate_wait=0.1) as run:
+        await holding(FileId.of(os.stat(log)))
+        await run.until(lambda: bool(run.follower.snapshot()))
+        os.rename(log, tmp_path / "app.log.1")
+        run.follower.moved(str(tmp_path / "app.log.1"))
+        write(tmp_path / "app.log.1", text(1, 1))  # the writer's late line, before it reopens
+        write(log, text(2, 2), "w")
+        os.rename(log, tmp_path / "app.log.2")  # its event is late: reported only below
+        write(tmp_path / "app.log.2", text(3, 3))
+        write(log, "", "w")
+        asyncio.get_running_loop().call_later(0.01, run.follower.moved, str(tmp_path / "app.log.2"))
+        await run.expect(lines(1, 3))

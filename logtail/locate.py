@@ -14,7 +14,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from logtail import files
@@ -145,6 +145,8 @@ class Found:
     id: FileId
     mtime_ns: int
     size: int
+    ctime_ns: int = 0
+    birth_ns: int | None = None  # asked only where an order depends on it (``resume``)
 
 
 def stat_regular(path: str) -> Found | None:
@@ -154,7 +156,7 @@ def stat_regular(path: str) -> Found | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         return None
-    return Found(path, FileId.of(st), st.st_mtime_ns, st.st_size)
+    return Found(path, FileId.of(st), st.st_mtime_ns, st.st_size, st.st_ctime_ns)
 
 
 def holds_window(path: str, offset: int, window_sha: str, window_len: int) -> bool:
@@ -339,22 +341,52 @@ def plan_resume(
             if where is not None and where.id == current.id and position.offset == 0 and not position.head_len
         ]
         copies = newer(siblings, empty_since[0], exclude | {f.id for f in floating}) if empty_since else []
-        ahead = sorted([*floating, *copies], key=lambda f: f.mtime_ns)
+        ahead = _tied_copies_first(sorted([*floating, *copies], key=lambda f: f.mtime_ns), floating)
         steps[at:at] = [Step(f.path, f.id, 0) for f in ahead]
         return steps, all_found
-    later = sorted(
-        [*floating, *newer(siblings, since, exclude | {f.id for f in floating})], key=lambda f: f.mtime_ns
-    )
+    written_since = newer(siblings, since, exclude | {f.id for f in floating})
+    later = _tied_copies_first(sorted([*floating, *written_since], key=lambda f: f.mtime_ns), floating)
     steps.extend(Step(f.path, f.id, 0) for f in later)
     if current is not None:
         steps.append(Step(current.path, current.id, 0))
     return steps, all_found
 
 
+def _tied_copies_first(ordered: list[Found], floating: list[Found]) -> list[Found]:
+    """``ordered`` (by modification time), with a file found since that ties with a generation saved
+    while empty moved ahead of it when it was born before that generation last changed.
+
+    Timestamps come in clock ticks (a few ms): a copytruncate of the saved file, its writes since and
+    its rename away, all while logtail was down, can leave the copy and the file with one mtime (model
+    seeds 360, 374, 399: the file's new lines were read before the copy of what it had held). The
+    copy was made before the truncation that followed it, which changed the file; a generation
+    renamed away after the saved one was created after that rename, which is its last change unless
+    its writer wrote into it late, after the new file was created, all within the same tick.
+    """
+    drifting = {f.id for f in floating}
+    out: list[Found] = []
+    for f in ordered:
+        at = len(out)
+        if f.id not in drifting and f.birth_ns is not None:
+            while (
+                at
+                and out[at - 1].id in drifting
+                and out[at - 1].mtime_ns == f.mtime_ns
+                and f.birth_ns < out[at - 1].ctime_ns
+            ):
+                at -= 1
+        out.insert(at, f)
+    return out
+
+
 def resume(path: str, patterns: Iterable[str], saved: Sequence[Saved]) -> tuple[list[Step], bool]:
     """``plan_resume`` over what is on disk now: each saved generation found wherever it went."""
     current = stat_regular(path)
-    siblings = [f for f in map(stat_regular, rotated_siblings(path, patterns)) if f is not None]
+    siblings = [
+        replace(f, birth_ns=files.birth_ns(f.path, f.id.ino))
+        for f in map(stat_regular, rotated_siblings(path, patterns))
+        if f is not None
+    ]
     live = [position for position in saved if not position.done]
     # A copytruncate while down cuts the file at the path: the last saved generation (the one that
     # was at the path), or the first (a file renamed away since may have been copied before that).

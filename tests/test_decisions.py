@@ -3,7 +3,7 @@ when a glob member is finished, what a sweep looks at and which followers an ino
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -358,6 +358,28 @@ def test_plan_resume_places_a_file_saved_while_empty_by_its_modification_time() 
         ("app.log", 0),
     ]
     assert found_all
+
+
+@pytest.mark.parametrize(
+    ("born", "order"),
+    [
+        (7, ["app.log.3", "app.log.5", "app.log"]),  # a copy, made before the saved file's truncation
+        (8, ["app.log.5", "app.log.3", "app.log"]),  # a generation created once it was renamed away
+        (None, ["app.log.5", "app.log.3", "app.log"]),  # birth time unknown: as before
+    ],
+)
+def test_plan_resume_orders_a_sibling_tied_with_a_file_saved_while_empty_by_its_birth(
+    born: int | None, order: list[str]
+) -> None:
+    """The saved-while-empty file was copytruncated, written and renamed away while logtail was down,
+    all in one clock tick: its copy has its mtime. Born before the file last changed (the truncation
+    after the copy), the copy holds what the file had first (model seeds 360, 374, 399); born after it
+    (created at the path once the file was renamed away), it is a later generation."""
+    current = found("app.log", C, 9)
+    renamed = replace(found("app.log.5", A, 6), ctime_ns=8)  # renamed away at 8
+    sibling = replace(found("app.log.3", B, 6), birth_ns=born)
+    planned, _ = locate.plan_resume(current, [sibling, renamed], [saved_at(A, 0, 5)], [renamed])
+    assert [step.path.rsplit("/", 1)[1] for step in planned] == order
 
 
 def test_plan_resume_keeps_the_file_at_the_path_last_when_both_were_saved_empty() -> None:

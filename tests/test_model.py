@@ -164,6 +164,9 @@ REGRESSION_SEEDS = [
     #       or an older copy read again); also a copy caught before cp wrote it, a copy with a gzipped
     #       generation's inode number, and a copytruncate while held up in a truncation (A lines lost
     #       or printed twice)
+    374,  # app.log saved while empty, then while logtail is down: written, copytruncated, written and
+    #       renamed within one clock tick: the copy ties with it by mtime and was read after its new
+    #       lines (A lines out of order, every run); 360 and 399 failed the same way
 ]
 
 
@@ -633,6 +636,7 @@ class Run:
     stderr: str
     after_kill: bool  # it was started after a SIGKILL
     status: int | None = None  # None: killed
+    found: str = ""  # the checkpoint and the directory as this run found them (LOGTAIL_MODEL_DUMP)
 
 
 def verdict(model: Model, runs: list[Run]) -> list[str]:
@@ -761,10 +765,19 @@ class Driver:
         self.proc: Logtail | None = None
         self.failed_at: str | None = None
 
+    def _found(self) -> str:
+        """The checkpoint and every file (inode, size, mtime, birth) as a run starts, for a diagnosis."""
+        lines = [self.checkpoint.read_text() if self.checkpoint.exists() else "(no checkpoint)"]
+        for entry in sorted(self.dir.iterdir()):
+            st = entry.lstat()
+            lines.append(f"{entry.name} ino={st.st_ino} size={st.st_size} mtime_ns={st.st_mtime_ns}")
+        return "\n".join(lines) + "\n"
+
     def start(self) -> bool:
         """Start logtail; wait until it has opened the files now at both paths and saved a checkpoint
         that names them (a reader killed before it ever looked, or before it saved what it found,
         cannot know more; the previous run's checkpoint does not count)."""
+        found = self._found()
         self.proc = self.start_logtail(
             "--checkpoint",
             self.checkpoint,
@@ -778,7 +791,7 @@ class Driver:
             f"b={self.link}",
         )
         self.procs.append(self.proc)
-        self.runs.append(Run([], "", self.after_kill))
+        self.runs.append(Run([], "", self.after_kill, found=found))
         proc = self.proc.proc
         wanted = {str(path): (os.stat(path).st_dev, os.stat(path).st_ino) for path in (self.app, self.link)}
         deadline = time.monotonic() + SETTLE_TIMEOUT
@@ -1019,6 +1032,7 @@ def test_model_seed(tmp_path: Path, logtail: Any, seed: int) -> None:
         for index, run in enumerate(driver.runs):
             (into / f"err{index}").write_text(run.stderr)
             (into / f"out{index}").write_bytes(b"".join(run.raw))
+            (into / f"found{index}").write_text(run.found)
     assert not problems, driver.report(problems)
 
 

@@ -453,6 +453,7 @@ class Follower:
         if isinstance(start, StartAt) and start != FIRST_LINE:
             offset = await asyncio.to_thread(locate.start_offset, fd, st.st_size, start)
         gen = self._generation(fd, file_id, offset)
+        gen.from_path = True
         if rotated:
             self.stats.rotations += 1
             self._log.info("file rotated", path=self.path, name=self.name)
@@ -593,7 +594,9 @@ class Follower:
                     )
                 os.close(fd)
                 continue
-            self._queue(self._generation(fd, step.id, step.offset))
+            gen = self._generation(fd, step.id, step.offset)
+            gen.from_path = step.path == self.path
+            self._queue(gen)
             if step.path != self.path:
                 self._log.info("resuming in rotated file", path=self.path, file=step.path)
 
@@ -636,6 +639,11 @@ class Follower:
             return True
         try:
             mtime = os.fstat(gen.fd).st_mtime_ns
+            # What identifies it from here on is taken now, before the directory is listed: taken
+            # after, it could be content written after a copytruncate whose copy the listing missed,
+            # and that copy would never be looked for (model seed 135: held up by SIGSTOP in between,
+            # the copy was then taken for a later generation and read after the lines written since).
+            head_now = gen.first_content()
         except OSError:
             return False
         if mtime == gen.queued_ns:
@@ -655,8 +663,7 @@ class Follower:
         # What it holds now identifies it from here on, as a file queued with lines is
         # identified: emptied again before it is read (copytruncated again while the copies
         # found now are read first), it is noticed, and a copy of that is looked for.
-        with contextlib.suppress(OSError):
-            gen.head_at, gen.head = gen.first_content()
+        gen.head_at, gen.head = head_now
         for copy in moved:
             self._gens.remove(copy)
         # Oldest first; the sort is stable: within one tick, the order they were found in stands.
@@ -782,7 +789,34 @@ class Follower:
             g.head_at == copy.head_at and agrees(copy.head, g.head) for g in others
         )
         born = files.birth_ns(f"/proc/self/fd/{copy.fd}", copy.id.ino)
-        return not (self._renames.is_former(copy.id, born) or theirs)
+        return not (self._renames.is_former(copy.id, born) or theirs or self._made_later(gen, copy, born))
+
+    def _made_later(self, gen: Generation, copy: Generation, born: int | None) -> bool:
+        """Whether ``copy`` was created after a file that came to the path once ``gen`` had left it.
+
+        A copytruncate copies the file at the path: a copy of ``gen`` is made while ``gen`` is
+        there, so one born after a later generation was (opened at the path, or renamed away from
+        it) is a copy of that generation or a newer one (model seed 146: a deleted file's late
+        line, read after the next file's copy, which had been taken for its own). Strictly after:
+        within one clock tick the order cannot be told.
+        """
+        if born is None:
+            return False
+        with contextlib.suppress(OSError):
+            # The file at the path now, if another: it came there once ``gen`` had left, whether it
+            # was looked at yet or not (model seed 84: copies of the file that followed a deleted one).
+            now = FileId.of(os.stat(self.path))
+            now_born = files.birth_ns(self.path, now.ino) if now not in (gen.id, copy.id) else None
+            if now_born is not None and born > now_born:
+                return True
+        for later in list(self._gens)[self._gens.index(gen) + 1 :] if gen in self._gens else []:
+            if later is copy or later.is_copy:
+                continue
+            later_born = files.birth_ns(f"/proc/self/fd/{later.fd}", later.id.ino)
+            at_path = later.from_path or self._renames.is_former(later.id, later_born)
+            if at_path and later_born is not None and born > later_born:
+                return True
+        return False
 
     async def _truncated(self, gen: Generation) -> None:
         """The file was cut short: finish what it held from its copy, if there is one."""

@@ -38,6 +38,7 @@ class Generation:
     # leaves after a truncation and every later content of the file starts with as well.
     head_at: int = 0
     is_copy: bool = False  # the rest of a copytruncated file, in the copy logrotate made
+    from_path: bool = False  # opened at the followed path (not found under another name)
     seen_size: int = 0  # the file's size when last looked at: bytes up to it were known to exist
     queued_ns: int = 0  # its modification time when it was queued (nothing read yet)
     started: bool = False  # reading it has begun (checks made when a queued file comes up are done)

@@ -664,7 +664,7 @@ class Follower:
             # with its rename's event still in flight, it is a later generation, not a copy (model
             # seed 6: its lines were read before this file's late ones). It is placed by that rename.
             await asyncio.sleep(2 * self._config.batch_interval)
-            former = [copy for copy in found if self._renamed_away(copy)]
+            former = [copy for copy in found if self._renames.is_former(copy.id, copy.birth_ns())]
             for copy in former:
                 found.remove(copy)
                 copy.is_copy = False
@@ -798,12 +798,8 @@ class Follower:
         theirs = bool(copy.head) and any(
             g.head_at == copy.head_at and agrees(copy.head, g.head) for g in others
         )
-        born = files.birth_ns(f"/proc/self/fd/{copy.fd}", copy.id.ino)
+        born = copy.birth_ns()
         return not (self._renames.is_former(copy.id, born) or theirs or self._made_later(gen, copy, born))
-
-    def _renamed_away(self, gen: Generation) -> bool:
-        """Whether the rename events say ``gen`` was renamed away from the path."""
-        return self._renames.is_former(gen.id, files.birth_ns(f"/proc/self/fd/{gen.fd}", gen.id.ino))
 
     def _made_later(self, gen: Generation, copy: Generation, born: int | None) -> bool:
         """Whether ``copy`` was created after a file that came to the path once ``gen`` had left it.
@@ -826,7 +822,7 @@ class Follower:
         for later in list(self._gens)[self._gens.index(gen) + 1 :] if gen in self._gens else []:
             if later is copy or later.is_copy:
                 continue
-            later_born = files.birth_ns(f"/proc/self/fd/{later.fd}", later.id.ino)
+            later_born = later.birth_ns()
             at_path = later.from_path or self._renames.is_former(later.id, later_born)
             if at_path and later_born is not None and born > later_born:
                 return True

@@ -166,6 +166,10 @@ class Generation:
     def size(self) -> int:
         return os.fstat(self.fd).st_size
 
+    def birth_ns(self) -> int | None:
+        """When the file was created (``files.birth_ns``): an inode number can be given to another file."""
+        return files.birth_ns(f"/proc/self/fd/{self.fd}", self.id.ino)
+
     def first_content(self) -> tuple[int, bytes]:
         """Where its content starts now (past a leading hole of NULs) and its first bytes there."""
         return locate.first_content(self.fd)

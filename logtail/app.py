@@ -122,7 +122,12 @@ class App:
         config = self.config
         if not config.follow:
             missing = [s.pattern for s in config.streams if not s.is_glob and not os.path.exists(s.pattern)]
-            return [(stops.when_read(list(self._tasks.values()), missing), "no-follow")]
+            named = [f for f in self._tasks if not f.glob_member]
+
+            def refused() -> list[str]:  # known once every file has been read
+                return [f.path for f in named if f.refused]
+
+            return [(stops.when_read(list(self._tasks.values()), missing, refused), "no-follow")]
         tasks: list[tuple[Coroutine[Any, Any, Any], str]] = [(self._changes.sweep_forever(), "sweep")]
         if self._schedule is not None:
             tasks.append((self._schedule.run_forever(), "checkpoint"))

@@ -76,6 +76,7 @@ class Follower:
         self.printed = Tally()
         self.done = False
         self.missing = False
+        self.refused = False  # the path itself exists but must not be read (--no-follow then fails)
         self.via_symlink = False  # the path is a symlink: inotify on its directory misses the writes
         self._gens: deque[Generation] = deque()
         # Where files at the path were renamed to (inotify), in order: where missed generations
@@ -93,7 +94,7 @@ class Follower:
         self._records = self._config.multiline_for(name)  # --multiline: how lines make records
         self._record_timer: asyncio.TimerHandle | None = None
         self._start = start
-        self._glob_member = glob_member
+        self.glob_member = glob_member
         self._wake = asyncio.Event()
         self._wake.set()
         self._draining = False
@@ -289,7 +290,7 @@ class Follower:
             return
         if self._gens:
             await self._end_quiet_record(self._gens[0])
-        if self._glob_member:
+        if self.glob_member:
             idle = _idle_for(self._gens[0]) if len(self._gens) == 1 else 0.0
             ending = glob_member_ending(self.missing, len(self._gens), idle, self._config.rotate_wait)
             if ending == 0:
@@ -395,10 +396,10 @@ class Follower:
         elsewhere = (
             change in (Change.APPEARED, Change.REPLACED)
             and at_path is not None
-            and self._glob_member
+            and self.glob_member
             and self._shared.registry.read_elsewhere(self.path, FileId.of(at_path))
         )
-        change = interpret(change, self._glob_member, elsewhere)
+        change = interpret(change, self.glob_member, elsewhere)
         self.missing = change is Change.MISSING
         if (
             change in _LEFT_THE_PATH
@@ -609,6 +610,7 @@ class Follower:
         except FileNotFoundError:
             return None
         except files.Refused as refused:
+            self.refused = self.refused or path == self.path
             self._warn("not following file", path, reason=str(refused))
             return None
         except OSError as exc:  # out of descriptors, I/O error: try again at the next change

@@ -13,7 +13,7 @@ import os
 import signal
 import stat
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -62,12 +62,18 @@ async def when_matched(printer: Printer) -> Stop:
     return Stop(Exit.OK, drain=False)
 
 
-async def when_read(followers: Iterable[Awaitable[None]], missing: list[str]) -> Stop:
-    """--no-follow: every file has been printed to its end."""
+async def when_read(
+    followers: Iterable[Awaitable[None]], missing: list[str], refused: Callable[[], list[str]]
+) -> Stop:
+    """--no-follow: every file has been printed to its end.
+
+    A named file that is missing, or that is there but refused (a symlink out of its directory, a
+    FIFO), fails the run: a CI job that printed nothing of it must not pass. Glob matches do not.
+    """
     for path in missing:
         logs.get().error("no such file", path=path)
     await asyncio.gather(*followers, return_exceptions=True)
-    return Stop(Exit.FAILURE if missing else Exit.OK, drain=False)
+    return Stop(Exit.FAILURE if missing or refused() else Exit.OK, drain=False)
 
 
 async def when_gone(pids: tuple[int, ...], poll_interval: float) -> Stop:

@@ -308,7 +308,7 @@ def test_image_runs_every_path_that_imports_late(env: dict[str, str], image: str
         assert "ZeroDivisionError" in bug.stderr, bug.stderr
         assert "Traceback" in bug.stderr, bug.stderr
 
-    refused = ok(["--no-follow", "--log-format", "json", "/logs/evil.log"])
+    refused = ok(["--no-follow", "--log-format", "json", "/logs/evil.log"], status=1)
     assert refused.stdout == ""
     assert "outside /logs" in refused.stderr, refused.stderr
 

@@ -118,6 +118,21 @@ def test_symlinks_to_outside_the_directory_are_not_read(
     assert "SHADOW-HASH" not in proc.stderr
 
 
+def test_no_follow_fails_for_a_named_file_it_refused(volume: Path, outside: dict[str, Path]) -> None:
+    """--no-follow exits 1 when a named path is refused (a CI job that printed nothing of it must not
+    pass), after printing the files it may read; a refused glob match does not fail the run."""
+    (volume / "token.log").symlink_to(outside["token"])
+    named = support.run(["--no-follow", volume / "app.log", volume / "token.log"])
+    assert named.returncode == 1, named.stderr
+    assert named.stdout == b"app 1\n"
+    assert b"outside" in named.stderr, named.stderr
+    assert b"Traceback" not in named.stderr, named.stderr
+    globbed = support.run(["--no-follow", volume / "*.log"])
+    assert globbed.returncode == 0, globbed.stderr
+    assert globbed.stdout == b"app 1\n"
+    assert SECRET.encode() not in named.stdout + named.stderr + globbed.stdout + globbed.stderr
+
+
 def test_follow_symlinks_anywhere_allows_them(volume: Path, outside: dict[str, Path], logtail: Any) -> None:
     """With --follow-symlinks-anywhere a link to outside the directory is followed like a file."""
     (volume / "token.log").symlink_to(outside["token"])

@@ -434,8 +434,7 @@ def _locate(
     in the path's directory and in the directory of its last name (a symlink's old target,
     a rename the patterns do not know). A generation saved at offset 0 has no bytes before
     the offset to confirm it, so it is only taken where a generation of this path can be: by
-    name, and only while it still starts with the first bytes it had when saved (or, born before
-    it was saved, it was truncated since: ``_cut_since``). The first
+    name, and only while it still starts with the first bytes it had when saved. The first
     one may also have been copied and truncated while logtail was down: a copy that holds its
     bytes (before the offset, or its first bytes at offset 0) stands for it. So may the last one
     (``may_be_copied`` says which): it was at the path when saved, whatever happened to the
@@ -459,8 +458,7 @@ def _locate(
     if saved.offset == 0:
         # A copy starting with its first bytes stands for it, once it no longer starts so itself.
         known = may_be_copied and saved.head_len
-        copy = next((f for f in by_name if f.id != saved.id and holds(f)), None) if known else None
-        return copy or next((f for f in by_name if f.id == saved.id and _cut_since(f, saved)), None)
+        return next((f for f in by_name if f.id != saved.id and holds(f)), None) if known else None
     directories = {os.path.dirname(path)} | ({os.path.dirname(saved.name)} if saved.name else set())
     for directory in sorted(directories):
         for found in _by_inode(directory, saved.id):
@@ -485,22 +483,6 @@ def _reused(found: Found, saved: Saved) -> bool:
         return False
     born = files.birth_ns(found.path, found.id.ino)
     return born is not None and born > saved.mtime_ns
-
-
-def _cut_since(found: Found, saved: Saved) -> bool:
-    """Whether ``found``, with the identity of a generation saved at offset 0 that no longer starts
-    with its saved first bytes, is that same file truncated since, not another with its inode number.
-
-    Those first bytes were taken when it was queued; a truncation while it waited (a partial line
-    cut, a copytruncate of the file at the path) or while logtail was down destroyed them, and
-    what it holds now was written after (renamed away, the late lines of its writer: model seed 11).
-    Nothing of it was printed, so all of it is to read. It was born before it was saved; a file
-    that reused the inode number was born after the saved one's last modification.
-    """
-    if not saved.head_len:
-        return False
-    born = files.birth_ns(found.path, found.id.ino)
-    return born is not None and born <= saved.mtime_ns
 
 
 def _first_content(path: str) -> tuple[int, bytes] | None:

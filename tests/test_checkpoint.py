@@ -337,25 +337,6 @@ def test_resume_reads_every_saved_generation_wherever_it_went(tmp_path: Path) ->
     assert plan(log, first, second) == ([("elsewhere.log", 4), ("app.log.1", 0), ("app.log", 0)], True)
 
 
-def test_resume_reads_a_renamed_generation_truncated_since_its_first_bytes_were_saved(tmp_path: Path) -> None:
-    """Saved at offset 0 with first bytes that a truncation destroyed (a partial line cut while the
-    file waited in the queue), then renamed away and written by the late writer: it no longer starts
-    as saved, but it is the same file (born before it was saved) and nothing of it was printed, so it
-    is read from its first byte, in its place (model seed 11: its late lines were lost)."""
-    log = tmp_path / "app.log"
-    log.write_bytes(b"partial")
-    head = {"head_sha": locate.digest(b"partial"), "head_len": len(b"partial")}
-    saved = checkpoint.Position(**{**_position(log, 0).__dict__, **head})
-    os.truncate(log, 0)
-    log.rename(tmp_path / "app.log.5")
-    log.write_bytes(b"three\n")
-    newest = _position(log, 0)
-    with (tmp_path / "app.log.5").open("ab") as late:
-        late.write(b"one\ntwo\n")
-    os.utime(tmp_path / "app.log.5", ns=(saved.mtime_ns, saved.mtime_ns))  # a tick older than app.log
-    assert plan(log, saved, newest) == ([("app.log.5", 0), ("app.log", 0)], True)
-
-
 def test_inode_reused_elsewhere_is_not_taken_for_a_generation_saved_at_offset_zero(tmp_path: Path) -> None:
     """A generation saved before anything of it was read has no bytes to confirm it: an unrelated
     file elsewhere in the directory with its inode number is not taken for it."""

@@ -170,9 +170,6 @@ REGRESSION_SEEDS = [
     146,  # a deleted file's late line, then while logtail is stopped: the next file written,
     #       copytruncated and renamed: its copy was taken for the deleted file's and read before
     #       that line (A lines out of order, 5 of 6 runs on 2026-12-04)
-    11,  # a partial line cut while its file waited in the queue, the file renamed away, written by
-    #      the late writer and SIGKILL: saved with first bytes it no longer had, it was taken for
-    #      gone after the restart and its late lines lost (1 run in 6 on 2026-12-04)
 ]
 
 
